@@ -1,0 +1,276 @@
+package alipaynotify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// beijing is the zone of Alipay's timestamps (notify_time, gmt_*), which
+// carry no zone. A fixed zone, because China has no daylight saving time and
+// a fixed zone needs no tzdata on the server.
+var beijing = time.FixedZone("CST", 8*60*60)
+
+const (
+	alipayTimeLayout = "2006-01-02 15:04:05"
+	// upstreamBodyLimit bounds how much of the upstream's answer is read (and
+	// discarded) so that the connection can be reused.
+	upstreamBodyLimit = 64 << 10
+)
+
+// eventType is the webhook's type: alipay.<notify_type>, or for an app-gateway
+// message without notify_type its msg_method, which already starts with
+// "alipay.".
+func (n *notification) eventType() string {
+	if t := n.get("notify_type"); t != "" {
+		return "alipay." + t
+	}
+	if m := n.get("msg_method"); m != "" {
+		if strings.HasPrefix(m, "alipay.") {
+			return m
+		}
+		return "alipay." + m
+	}
+	return "alipay.notification"
+}
+
+// signedTime is the moment the notification states it was sent: notify_time
+// (Beijing time), else utc_timestamp (milliseconds) for app-gateway
+// messages. ok is false when it carries neither.
+func (n *notification) signedTime() (t time.Time, ok bool, err error) {
+	if s := n.get("notify_time"); s != "" {
+		t, err := time.ParseInLocation(alipayTimeLayout, s, beijing)
+		if err != nil {
+			return time.Time{}, true, fmt.Errorf("notify_time %q is not yyyy-MM-dd HH:mm:ss", truncate([]byte(s)))
+		}
+		return t, true, nil
+	}
+	if s := n.get("utc_timestamp"); s != "" {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || ms < 0 {
+			return time.Time{}, true, fmt.Errorf("utc_timestamp %q is not milliseconds since 1970", truncate([]byte(s)))
+		}
+		return time.UnixMilli(ms), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// webhookID is the Standard Webhooks message id: notify_id, which Alipay
+// keeps across its retries, so the upstream can process each once. A
+// notification without one gets an id derived from its signature, which is
+// equally stable across retries.
+func (n *notification) webhookID() string {
+	if id := n.get("notify_id"); id != "" {
+		return id
+	}
+	sum := sha256.Sum256([]byte(n.raw.get("sign")))
+	return "alipay_" + hex.EncodeToString(sum[:16])
+}
+
+// webhookBody is the JSON sent upstream:
+// {"type":...,"timestamp":...,"data":{...}}, compact, UTF-8, with every
+// signed field plus sign_type as strings, keys in Alipay's order, never sign.
+func (n *notification) webhookBody(at time.Time) []byte {
+	size := 64
+	for _, f := range n.text {
+		size += len(f.key) + len(f.value) + 6
+	}
+	b := make([]byte, 0, size+size/8)
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, n.eventType())
+	b = append(b, `,"timestamp":`...)
+	b = appendJSONString(b, at.In(beijing).Format(time.RFC3339))
+	b = append(b, `,"data":{`...)
+	first := true
+	for i, f := range n.text {
+		if !n.signed(i) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, f.key)
+		b = append(b, ':')
+		b = appendJSONString(b, f.value)
+	}
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string. Besides what JSON requires it
+// escapes U+2028 and U+2029, which JavaScript source cannot hold raw.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...) // unreachable: text was validated
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, `\u202`...)
+			b = append(b, hexDigits[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// webhookSigner signs webhooks the Standard Webhooks way with every
+// configured secret, so that a secret can be rotated without downtime.
+type webhookSigner [][]byte
+
+// parseWebhookSecret decodes a whsec_ secret into its HMAC key.
+func parseWebhookSecret(secret string) ([]byte, error) {
+	encoded, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return nil, errors.New(`must start with "whsec_" (generate one with: openssl rand -base64 32 | sed 's/^/whsec_/')`)
+	}
+	key, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		if key, err = base64.RawStdEncoding.DecodeString(encoded); err != nil {
+			return nil, errors.New("the part after whsec_ is not valid base64")
+		}
+	}
+	if len(key) < 24 || len(key) > 64 {
+		return nil, fmt.Errorf("decodes to %d bytes; Standard Webhooks secrets are 24 to 64 bytes", len(key))
+	}
+	return key, nil
+}
+
+// signature is the webhook-signature header: "v1,<base64 HMAC-SHA256>" per
+// secret, space-separated, over id.timestamp.body.
+func (s webhookSigner) signature(id string, timestamp int64, body []byte) string {
+	prefix := id + "." + strconv.FormatInt(timestamp, 10) + "."
+	var b strings.Builder
+	b.Grow(len(s) * 48)
+	for i, key := range s {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(prefix))
+		mac.Write(body)
+		b.WriteString("v1,")
+		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	}
+	return b.String()
+}
+
+// forwarder posts verified notifications to the upstream.
+type forwarder struct {
+	url     string
+	headers http.Header
+	timeout time.Duration
+	signer  webhookSigner
+	client  *http.Client
+}
+
+func newForwarder(url string, headers http.Header, timeout time.Duration, signer webhookSigner) *forwarder {
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64, // Alipay bursts at the top of the retry schedule
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &forwarder{
+		url:     url,
+		headers: headers,
+		timeout: timeout,
+		signer:  signer,
+		client: &http.Client{
+			Transport: transport,
+			// A redirect is not an acceptance; following it could post the
+			// notification somewhere the merchant never configured.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// forwardResult is what the upstream did with a webhook.
+type forwardResult struct {
+	status   int // 0 when no answer came
+	duration time.Duration
+	timedOut bool
+	err      error
+}
+
+func (r forwardResult) accepted() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
+
+// send posts one webhook. It runs on a context detached from the caller's
+// cancellation: once the upstream starts processing, it finishes even if
+// Alipay hangs up, so the merchant's state never depends on a disconnect.
+func (f *forwarder) send(ctx context.Context, id string, body []byte) forwardResult {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+	defer cancel()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(body))
+	if err != nil {
+		return forwardResult{err: err}
+	}
+	for name, values := range f.headers {
+		req.Header[name] = values
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "caddy-alipay-notify")
+	timestamp := time.Now().Unix()
+	req.Header["webhook-id"] = []string{id}
+	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(timestamp, 10)}
+	req.Header["webhook-signature"] = []string{f.signer.signature(id, timestamp, body)}
+
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return forwardResult{duration: time.Since(start), err: err, timedOut: errors.Is(ctx.Err(), context.DeadlineExceeded)}
+	}
+	// Drain a bounded amount so that the connection can be reused; a larger
+	// answer just costs that connection.
+	_, err = io.CopyN(io.Discard, resp.Body, upstreamBodyLimit)
+	resp.Body.Close()
+	result := forwardResult{status: resp.StatusCode, duration: time.Since(start)}
+	if err != nil && err != io.EOF && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The status arrived in time but the body did not: the upstream may
+		// still be working, so this is not an acceptance.
+		result.err, result.timedOut = err, true
+	}
+	return result
+}
+
+// close releases the idle upstream connections of an unloaded config.
+func (f *forwarder) close() { f.client.CloseIdleConnections() }

@@ -1,0 +1,338 @@
+// Package alipaynotify is a Caddy HTTP handler, alipay_notify, that verifies
+// Alipay's asynchronous payment notifications at the edge, byte for byte like
+// Alipay's own SDKs, forwards each verified one to the merchant's upstream as
+// a Standard Webhooks signed JSON POST, and answers Alipay "success" only when
+// the upstream accepted it.
+package alipaynotify
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+const defaultTimeout = 10 * time.Second
+
+// The only two answers Alipay understands: exactly "success" stops its
+// retries, anything else makes it try again (8 times over about 25 hours).
+const (
+	answerSuccess = "success"
+	answerFail    = "fail"
+)
+
+// Handler is the alipay_notify handler: it terminates Alipay's notify_url
+// POSTs. It verifies each notification's signature and the merchant's
+// policy, forwards the verified notification to Forward as a Standard
+// Webhooks signed JSON POST, and answers Alipay "success" only when the
+// upstream answered 2xx; every other case is answered "fail" (with a 4xx or
+// 5xx status) so that Alipay retries and no payment is lost.
+type Handler struct {
+	Verifier
+
+	// Forward is the upstream URL (http or https) that receives each verified
+	// notification as a Standard Webhooks POST. Required.
+	Forward string `json:"forward,omitempty"`
+
+	// WebhookSecrets are the Standard Webhooks secrets ("whsec_" + base64 of
+	// 24 to 64 random bytes) that sign the webhook; with two, both sign, so
+	// that the upstream can move from one to the other without downtime.
+	// Required. Accepts placeholders such as {env.ALIPAY_WEBHOOK_SECRET}.
+	WebhookSecrets []string `json:"webhook_secrets,omitempty"`
+
+	// Timeout bounds each upstream request, from connecting to reading its
+	// answer. Past it Alipay is answered 504 "fail" and will retry. Default
+	// 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// HeaderUp are extra request headers sent to the upstream, e.g. an
+	// Authorization. Values accept placeholders such as {env.*}. The
+	// Standard Webhooks headers and Content-Type cannot be overridden.
+	HeaderUp http.Header `json:"header_up,omitempty"`
+
+	// ForwardStatus, when set, lists the trade_status values that are
+	// forwarded (e.g. TRADE_SUCCESS, TRADE_FINISHED). A verified notification
+	// with another trade_status is answered "success" without forwarding, so
+	// that Alipay stops resending it. Notifications without trade_status are
+	// always forwarded.
+	ForwardStatus []string `json:"forward_status,omitempty"`
+
+	forwarder *forwarder
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.alipay_notify",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves placeholders, loads keys and secrets, and prepares the
+// upstream client.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if err := h.Verifier.provision(h.logger); err != nil {
+		return err
+	}
+	if h.Forward == "" {
+		return errors.New("forward is required: the URL of the upstream that receives verified notifications")
+	}
+	if err := checkForwardURL(h.Forward); err != nil {
+		return err
+	}
+	signer, err := h.provisionSecrets()
+	if err != nil {
+		return err
+	}
+	headers, err := provisionHeaders(h.HeaderUp)
+	if err != nil {
+		return err
+	}
+	timeout := time.Duration(h.Timeout)
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	h.forwarder = newForwarder(h.Forward, headers, timeout, signer)
+	return nil
+}
+
+func checkForwardURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("forward: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("forward %q: want an absolute http:// or https:// URL", raw)
+	}
+	return nil
+}
+
+func (h *Handler) provisionSecrets() (webhookSigner, error) {
+	if len(h.WebhookSecrets) == 0 {
+		return nil, errors.New(`webhook_secret is required: a Standard Webhooks secret "whsec_..." shared with the upstream`)
+	}
+	if len(h.WebhookSecrets) > 2 {
+		return nil, errors.New("webhook_secret: at most two secrets (the current one and the next)")
+	}
+	repl := caddy.NewReplacer()
+	var signer webhookSigner
+	for i, value := range h.WebhookSecrets {
+		secret, err := repl.ReplaceOrErr(value, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("webhook_secret #%d: %w", i+1, err)
+		}
+		key, err := parseWebhookSecret(strings.TrimSpace(secret))
+		if err != nil {
+			return nil, fmt.Errorf("webhook_secret #%d: %w", i+1, err)
+		}
+		signer = append(signer, key)
+	}
+	return signer, nil
+}
+
+// reservedHeaders are set by the forwarder itself; header_up cannot change them.
+var reservedHeaders = []string{"Content-Type", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}
+
+func provisionHeaders(configured http.Header) (http.Header, error) {
+	repl := caddy.NewReplacer()
+	headers := make(http.Header, len(configured))
+	for name, values := range configured {
+		canonical := textproto.CanonicalMIMEHeaderKey(name)
+		for _, reserved := range reservedHeaders {
+			if canonical == reserved {
+				return nil, fmt.Errorf("header_up %s: this header is set by alipay_notify itself", name)
+			}
+		}
+		for _, value := range values {
+			resolved, err := repl.ReplaceOrErr(value, false, true)
+			if err != nil {
+				return nil, fmt.Errorf("header_up %s: %w", name, err)
+			}
+			headers[canonical] = append(headers[canonical], resolved)
+		}
+	}
+	return headers, nil
+}
+
+// Cleanup closes the idle upstream connections when the config is unloaded.
+func (h *Handler) Cleanup() error {
+	if h.forwarder != nil {
+		h.forwarder.close()
+	}
+	return nil
+}
+
+// ServeHTTP answers one notification. It never calls next: alipay_notify is
+// a terminal handler, and it never returns an error, because the answer to
+// Alipay must be exactly "success" or "fail", not an error page.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	start := time.Now()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.refuse(w, start, nil, refuse(http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method %s, notifications are POSTed", r.Method))
+		return nil
+	}
+	body, ref := readBody(r, h.maxBody)
+	if ref != nil {
+		h.refuse(w, start, nil, ref)
+		return nil
+	}
+	n, m, ref := h.check(body)
+	if ref != nil {
+		h.refuse(w, start, n, ref)
+		return nil
+	}
+	if status := n.get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
+		h.logger.Info("notification verified, not forwarded: trade_status not in forward_status",
+			notificationFields(n, zap.String("outcome", outcomeFiltered), zap.String("rule", m.rule), zap.String("key", m.key), zap.Duration("duration", time.Since(start)))...)
+		answer(w, http.StatusOK, answerSuccess)
+		return nil
+	}
+	h.forward(w, r, start, n, m)
+	return nil
+}
+
+// forward sends the verified notification upstream and answers Alipay with
+// what the upstream did.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, start time.Time, n *notification, m match) {
+	at, ok, _ := n.signedTime() // already validated by checkPolicy
+	if !ok {
+		at = start
+	}
+	result := h.forwarder.send(r.Context(), n.webhookID(), n.webhookBody(at))
+	fields := notificationFields(n,
+		zap.String("rule", m.rule),
+		zap.String("key", m.key),
+		zap.Int("upstream_status", result.status),
+		zap.Duration("upstream_duration", result.duration),
+		zap.Duration("duration", time.Since(start)),
+	)
+	switch {
+	case result.accepted():
+		h.logger.Info("notification forwarded", append(fields, zap.String("outcome", outcomeForwarded))...)
+		answer(w, http.StatusOK, answerSuccess)
+	case result.timedOut:
+		h.logger.Warn("upstream did not answer within timeout; Alipay will retry",
+			append(fields, zap.String("outcome", outcomeUpstreamTimeout), zap.Duration("timeout", h.forwarder.timeout), zap.Error(result.err))...)
+		answer(w, http.StatusGatewayTimeout, answerFail)
+	default:
+		reason := "upstream did not accept the notification; Alipay will retry"
+		if result.err != nil {
+			fields = append(fields, zap.Error(result.err))
+			reason = "upstream unreachable; Alipay will retry"
+		}
+		h.logger.Warn(reason, append(fields, zap.String("outcome", outcomeUpstreamError))...)
+		answer(w, http.StatusBadGateway, answerFail)
+	}
+}
+
+// refuse answers a refused request "fail" and logs why at WARN, with the
+// signed string at DEBUG for signature failures.
+func (h *Handler) refuse(w http.ResponseWriter, start time.Time, n *notification, ref *refusal) {
+	fields := []zap.Field{zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status)}
+	if n != nil {
+		fields = notificationFields(n, fields...)
+	}
+	fields = append(fields, zap.Duration("duration", time.Since(start)))
+	h.logger.Warn("notification refused", fields...)
+	if len(ref.fields) > 0 {
+		if ce := h.logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
+			ce.Write(append(ref.fields, zap.String("notify_id", notifyID(n)))...)
+		}
+	}
+	answer(w, ref.status, answerFail)
+}
+
+// notificationFields are the fields that identify a notification in logs.
+func notificationFields(n *notification, extra ...zap.Field) []zap.Field {
+	fields := make([]zap.Field, 0, 4+len(extra))
+	fields = append(fields,
+		zap.String("notify_id", n.get("notify_id")),
+		zap.String("app_id", n.get("app_id")),
+		zap.String("out_trade_no", n.get("out_trade_no")),
+		zap.String("trade_status", n.get("trade_status")),
+	)
+	return append(fields, extra...)
+}
+
+func notifyID(n *notification) string {
+	if n == nil {
+		return ""
+	}
+	return n.get("notify_id")
+}
+
+// readBody reads at most limit bytes of the body; a longer body is a 413.
+func readBody(r *http.Request, limit int64) ([]byte, *refusal) {
+	if r.ContentLength > limit {
+		return nil, refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge, "body of %d bytes exceeds max_body %d", r.ContentLength, limit)
+	}
+	size := int64(1024)
+	if r.ContentLength >= 0 {
+		size = r.ContentLength + 1 // +1 to see EOF without growing
+	}
+	body, err := readAtMost(r.Body, make([]byte, 0, size), limit+1)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, outcomeBadRequest, "reading body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge, "body exceeds max_body %d", limit)
+	}
+	return body, nil
+}
+
+// readAtMost reads from r into buf until EOF or until it holds max bytes.
+func readAtMost(r io.Reader, buf []byte, max int64) ([]byte, error) {
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		end := cap(buf)
+		if int64(end) > max {
+			end = int(max)
+		}
+		room := buf[len(buf):end]
+		n, err := r.Read(room)
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// answer writes one of Alipay's two answers and nothing else.
+func answer(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

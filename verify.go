@@ -1,0 +1,273 @@
+package alipaynotify
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// Content rules: which parameters Alipay's signed string covers. Ordinary
+// notifications leave sign_type out (V1); messages pushed to an app gateway
+// keep it (V2). Like Alipay's Node SDK, V1 is tried first, then V2.
+const (
+	ruleV1 = "v1"
+	ruleV2 = "v2"
+)
+
+// notification is a parsed Alipay notification.
+type notification struct {
+	// raw holds the fields as Alipay signed them (bytes in the body's charset).
+	raw form
+	// text holds the same fields, index for index, converted to UTF-8; for a
+	// UTF-8 body it is raw itself.
+	text form
+}
+
+// newNotification parses body and converts it to text. Every error is a
+// malformed request.
+func newNotification(body []byte) (*notification, error) {
+	raw, err := parseForm(body)
+	if err != nil {
+		return nil, err
+	}
+	text, err := decodeCharset(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &notification{raw: raw, text: text}, nil
+}
+
+// get returns a field as UTF-8 text, "" when absent.
+func (n *notification) get(key string) string { return n.text.get(key) }
+
+// signed reports whether field i is covered by the signature: Alipay's SDKs
+// drop empty and whitespace-only values and keep every other value untrimmed.
+func (n *notification) signed(i int) bool {
+	k := n.raw[i].key
+	return k != "sign" && !isJavaBlank(n.text[i].value)
+}
+
+// decodeCharset converts the fields to UTF-8 according to the body's charset
+// parameter. A value that is not valid in its charset makes the notification
+// malformed: it can be neither shown nor forwarded faithfully.
+func decodeCharset(raw form) (form, error) {
+	switch cs := strings.ToLower(raw.get("charset")); cs {
+	case "", "utf-8", "utf8":
+		for _, f := range raw {
+			if !utf8.ValidString(f.key) || !utf8.ValidString(f.value) {
+				return nil, fmt.Errorf("parameter %q is not valid UTF-8 (charset %q)", truncate([]byte(f.key)), cs)
+			}
+		}
+		return raw, nil
+	case "gbk", "gb2312", "gb18030":
+		return decodeGBK(raw)
+	default:
+		return nil, fmt.Errorf("unsupported charset %q (Alipay sends utf-8 or gbk)", truncate([]byte(cs)))
+	}
+}
+
+// decodeGBK converts every key and value from GBK (GB2312 is a subset, and
+// GB18030 a superset that the decoder also reads) to UTF-8.
+func decodeGBK(raw form) (form, error) {
+	dec := simplifiedchinese.GB18030.NewDecoder()
+	text := make(form, len(raw))
+	for i, f := range raw {
+		key, err := gbkToUTF8(dec, f.key)
+		if err != nil {
+			return nil, fmt.Errorf("parameter name %q: %w", truncate([]byte(f.key)), err)
+		}
+		value, err := gbkToUTF8(dec, f.value)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q: %w", key, err)
+		}
+		text[i] = field{key: key, value: value}
+	}
+	return text, nil
+}
+
+func gbkToUTF8(dec interface{ String(string) (string, error) }, s string) (string, error) {
+	if isASCII(s) {
+		return s, nil
+	}
+	out, err := dec.String(s)
+	// The decoder replaces invalid sequences with U+FFFD instead of failing;
+	// a GBK body cannot contain U+FFFD itself, so its presence means garbage.
+	if err != nil || strings.ContainsRune(out, utf8.RuneError) {
+		return "", errors.New("not valid GBK")
+	}
+	return out, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// isJavaBlank reports whether s is empty or only whitespace as Java's
+// Character.isWhitespace sees it, the test Alipay's Java SDK applies (through
+// StringUtils.isEmpty) before putting a value into the signed string.
+func isJavaBlank(s string) bool {
+	for _, r := range s {
+		if !isJavaWhitespace(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isJavaWhitespace(r rune) bool {
+	switch r {
+	case '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f:
+		return true
+	case 0xa0, 0x2007, 0x202f: // Java excludes the non-breaking spaces
+		return false
+	}
+	return unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp)
+}
+
+// signedContent returns the string Alipay signed under rule: the signed
+// fields as key=value joined with '&' in key byte order, unescaped, in the
+// body's own charset; sign_type only under V2.
+func (n *notification) signedContent(rule string) []byte {
+	size := 0
+	for i, f := range n.raw {
+		if n.includes(i, rule) {
+			size += len(f.key) + 1 + len(f.value) + 1
+		}
+	}
+	content := make([]byte, 0, size)
+	for i, f := range n.raw {
+		if !n.includes(i, rule) {
+			continue
+		}
+		if len(content) > 0 {
+			content = append(content, '&')
+		}
+		content = append(content, f.key...)
+		content = append(content, '=')
+		content = append(content, f.value...)
+	}
+	return content
+}
+
+func (n *notification) includes(i int, rule string) bool {
+	return n.signed(i) && (rule == ruleV2 || n.raw[i].key != "sign_type")
+}
+
+// signatureAlgorithm is the hash that a notification's sign_type names.
+type signatureAlgorithm struct {
+	name string
+	hash crypto.Hash
+}
+
+// algorithmFor maps sign_type to its algorithm. The hash must come from
+// sign_type: SDKs that hard-code SHA-256 fail on apps that still sign with RSA.
+func algorithmFor(signType string) (signatureAlgorithm, error) {
+	switch signType {
+	case "RSA2":
+		return signatureAlgorithm{name: signType, hash: crypto.SHA256}, nil
+	case "RSA":
+		return signatureAlgorithm{name: signType, hash: crypto.SHA1}, nil
+	case "":
+		return signatureAlgorithm{}, errors.New("no sign_type")
+	default:
+		return signatureAlgorithm{}, fmt.Errorf("unsupported sign_type %q (supported: RSA2, RSA)", truncate([]byte(signType)))
+	}
+}
+
+func (a signatureAlgorithm) digest(content []byte) []byte {
+	if a.hash == crypto.SHA1 {
+		sum := sha1.Sum(content)
+		return sum[:]
+	}
+	sum := sha256.Sum256(content)
+	return sum[:]
+}
+
+// publicKey is one key that may have signed a notification.
+type publicKey struct {
+	// label names the key in logs without revealing it, e.g.
+	// "alipay_public_key #2" or "alipay_cert alipayCertPublicKey_RSA2.crt".
+	label string
+	rsa   *rsa.PublicKey
+}
+
+// keyRing holds the keys tried in order (rotation: old and new both valid).
+type keyRing []publicKey
+
+// match is what a successful verification found.
+type match struct {
+	rule string
+	key  string
+}
+
+// verifyError is a refused verification: status 400 for a malformed
+// signature, 403 for one that does not verify.
+type verifyError struct {
+	status int
+	reason string
+	// content is the V1 string that was checked, for a DEBUG log line.
+	content []byte
+}
+
+func (e *verifyError) Error() string { return e.reason }
+
+// verify checks the notification's signature with every key, under V1 and
+// then V2, and reports which matched.
+func (ring keyRing) verify(n *notification) (match, *verifyError) {
+	sign := n.raw.get("sign")
+	if sign == "" {
+		return match{}, &verifyError{status: http.StatusBadRequest, reason: "no sign parameter"}
+	}
+	alg, err := algorithmFor(n.raw.get("sign_type"))
+	if err != nil {
+		return match{}, &verifyError{status: http.StatusBadRequest, reason: err.Error()}
+	}
+	sig, err := base64.StdEncoding.DecodeString(sign)
+	if err != nil {
+		reason := "sign is not valid base64"
+		if strings.ContainsRune(sign, ' ') {
+			reason += ` (it contains spaces: a '+' in it was probably decoded twice, e.g. by a proxy that decodes the body)`
+		}
+		return match{}, &verifyError{status: http.StatusBadRequest, reason: reason}
+	}
+	v1 := n.signedContent(ruleV1)
+	if key, ok := ring.find(alg, v1, sig); ok {
+		return match{rule: ruleV1, key: key}, nil
+	}
+	if n.raw.has("sign_type") {
+		if key, ok := ring.find(alg, n.signedContent(ruleV2), sig); ok {
+			return match{rule: ruleV2, key: key}, nil
+		}
+	}
+	return match{}, &verifyError{
+		status:  http.StatusForbidden,
+		reason:  "signature does not verify with any configured key",
+		content: v1,
+	}
+}
+
+// find returns the label of the first key whose signature over content is sig.
+func (ring keyRing) find(alg signatureAlgorithm, content, sig []byte) (string, bool) {
+	digest := alg.digest(content)
+	for _, k := range ring {
+		if rsa.VerifyPKCS1v15(k.rsa, alg.hash, digest, sig) == nil {
+			return k.label, true
+		}
+	}
+	return "", false
+}
