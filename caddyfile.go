@@ -71,7 +71,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	missing := func(what string) error {
-		return fmt.Errorf("%s:%d - Error during parsing: %s: %s", file, line, directive, what)
+		return fmt.Errorf("%s: %s, at %s:%d", directive, what, file, line)
 	}
 	switch {
 	case len(h.AppIDs) == 0:

@@ -115,10 +115,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 func checkForwardURL(raw string) error {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("forward: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("forward %q: want an absolute http:// or https:// URL", raw)
 	}
 	return nil

@@ -1,0 +1,150 @@
+package alipaynotify
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	line := testPublicKeyLine(t, "alipay")
+	minimal := "app_id 2021000000000001\nalipay_public_key " + line + "\nforward http://127.0.0.1:8080/hook\nwebhook_secret " + testSecret + "\n"
+	tests := []struct {
+		name    string
+		input   string
+		want    Handler
+		wantErr string
+	}{
+		{
+			name:  "minimal",
+			input: "alipay_notify {\n" + minimal + "}",
+			want: Handler{
+				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, AlipayPublicKeys: []string{line}},
+				Forward:        "http://127.0.0.1:8080/hook",
+				WebhookSecrets: []string{testSecret},
+			},
+		},
+		{
+			name: "everything",
+			input: `alipay_notify {
+				app_id 2021000000000001 2021000000000002
+				app_id 2021000000000003
+				alipay_public_key {file./etc/alipay/key.txt}
+				alipay_public_key /etc/alipay/old.txt
+				alipay_cert /etc/alipay/alipayCertPublicKey_RSA2.crt
+				alipay_root_cert {env.ROOT}
+				seller_id 2088000000000001
+				forward https://backend.internal/hooks/alipay
+				webhook_secret {env.SECRET} ` + testSecret + `
+				timeout 3s
+				header_up Authorization "Bearer {env.TOKEN}"
+				header_up X-Extra one
+				forward_status TRADE_SUCCESS
+				forward_status TRADE_FINISHED
+				max_age 25h
+				max_body 16KiB
+			}`,
+			want: Handler{
+				Verifier: Verifier{
+					AppIDs:           []string{"2021000000000001", "2021000000000002", "2021000000000003"},
+					AlipayPublicKeys: []string{"{file./etc/alipay/key.txt}", "/etc/alipay/old.txt"},
+					AlipayCerts:      []string{"/etc/alipay/alipayCertPublicKey_RSA2.crt"},
+					AlipayRootCert:   "{env.ROOT}",
+					SellerIDs:        []string{"2088000000000001"},
+					MaxAge:           caddy.Duration(25 * time.Hour),
+					MaxBody:          16 * 1024,
+				},
+				Forward:        "https://backend.internal/hooks/alipay",
+				WebhookSecrets: []string{"{env.SECRET}", testSecret},
+				Timeout:        caddy.Duration(3 * time.Second),
+				HeaderUp:       http.Header{"Authorization": {"Bearer {env.TOKEN}"}, "X-Extra": {"one"}},
+				ForwardStatus:  []string{"TRADE_SUCCESS", "TRADE_FINISHED"},
+			},
+		},
+		{
+			name:  "max_age off",
+			input: "alipay_notify {\n" + minimal + "max_age off\n}",
+			want: Handler{
+				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, AlipayPublicKeys: []string{line}, MaxAge: -1},
+				Forward:        "http://127.0.0.1:8080/hook",
+				WebhookSecrets: []string{testSecret},
+			},
+		},
+		{name: "unknown subdirective", input: "alipay_notify {\n" + minimal + "upstream x\n}", wantErr: `unknown subdirective "upstream" (see the README for the list of alipay_notify subdirectives), at Testfile:6`},
+		{name: "repeated forward", input: "alipay_notify {\n" + minimal + "forward http://x\n}", wantErr: "forward: given twice; it may appear only once, at Testfile:6"},
+		{name: "repeated max_age", input: "alipay_notify {\n" + minimal + "max_age 1h\nmax_age 2h\n}", wantErr: "max_age: given twice"},
+		{name: "inline argument", input: "alipay_notify http://x {\n" + minimal + "}", wantErr: "takes no arguments"},
+		{name: "missing forward", input: "alipay_notify {\napp_id 1\nalipay_public_key " + line + "\nwebhook_secret " + testSecret + "\n}", wantErr: "alipay_notify: forward is required: the URL of the upstream that receives verified notifications, at Testfile:1"},
+		{name: "missing secret", input: "alipay_notify {\napp_id 1\nalipay_public_key " + line + "\nforward http://x\n}", wantErr: "webhook_secret is required"},
+		{name: "missing key", input: "alipay_notify {\napp_id 1\nforward http://x\nwebhook_secret " + testSecret + "\n}", wantErr: "a key is required"},
+		{name: "missing app_id", input: "alipay_notify {\nalipay_public_key " + line + "\nforward http://x\nwebhook_secret " + testSecret + "\n}", wantErr: "app_id is required"},
+		{name: "app_id without value", input: "alipay_notify {\n" + minimal + "app_id\n}", wantErr: "app_id needs at least one value, at Testfile:6"},
+		{name: "malformed secret", input: "alipay_notify {\n" + strings.Replace(minimal, testSecret, "secret123", 1) + "}", wantErr: `webhook_secret #1: must start with "whsec_"`},
+		{name: "short secret", input: "alipay_notify {\n" + strings.Replace(minimal, testSecret, "whsec_c2hvcnQ=", 1) + "}", wantErr: "webhook_secret #1: decodes to 5 bytes"},
+		{name: "three secrets", input: "alipay_notify {\n" + minimal + "}" + "", wantErr: ""},
+		{name: "malformed inline key", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:100], 1) + "}", wantErr: "alipay_public_key: not an X.509 public key"},
+		{name: "forward not a URL", input: "alipay_notify {\n" + strings.Replace(minimal, "http://127.0.0.1:8080/hook", "127.0.0.1:8080", 1) + "}", wantErr: `forward "127.0.0.1:8080": want an absolute http:// or https:// URL, at Testfile:4`},
+		{name: "bad timeout", input: "alipay_notify {\n" + minimal + "timeout soon\n}", wantErr: `"soon" is not a duration`},
+		{name: "zero timeout", input: "alipay_notify {\n" + minimal + "timeout 0s\n}", wantErr: "timeout must be positive"},
+		{name: "bad max_age", input: "alipay_notify {\n" + minimal + "max_age never\n}", wantErr: `"never" is not a duration`},
+		{name: "bad max_body", input: "alipay_notify {\n" + minimal + "max_body lots\n}", wantErr: `"lots" is not a size`},
+		{name: "header_up one arg", input: "alipay_notify {\n" + minimal + "header_up X-A\n}", wantErr: "header_up takes a field name and a value"},
+		{name: "two forwards on a line", input: "alipay_notify {\n" + minimal + "alipay_cert a b\n}", wantErr: "alipay_cert takes exactly one value, got 2"},
+	}
+	for _, tc := range tests {
+		if tc.name == "three secrets" {
+			tc.input = strings.Replace(tc.input, "webhook_secret "+testSecret, "webhook_secret "+testSecret+" "+testSecret+" "+testSecret, 1)
+			tc.wantErr = "webhook_secret takes one or two secrets"
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h, tc.want) {
+				t.Fatalf("got  %+v\nwant %+v", h, tc.want)
+			}
+		})
+	}
+}
+
+// TestCaddyfileAdapt checks testdata/*.caddyfiletest: a Caddyfile, a line of
+// dashes, and the JSON it must adapt to.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.caddyfiletest"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no adapt tests: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, want, ok := strings.Cut(string(data), "----------")
+			if !ok {
+				t.Fatal("no ---------- separator")
+			}
+			if !caddytest.CompareAdapt(t, file, input, "caddyfile", strings.TrimSpace(want)) {
+				t.Fail()
+			}
+		})
+	}
+}
