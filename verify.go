@@ -271,3 +271,35 @@ func (ring keyRing) find(alg signatureAlgorithm, content, sig []byte) (string, b
 	}
 	return "", false
 }
+
+// Keys verifies Alipay signatures outside Caddy, with exactly the handler's
+// rules; for tools, benchmarks and other Go programs.
+type Keys struct{ ring keyRing }
+
+// NewKeys parses Alipay public keys in any form alipay_public_key accepts:
+// one line of base64, a PEM block, or a file path.
+func NewKeys(keys ...string) (*Keys, error) {
+	k := new(Keys)
+	for i, value := range keys {
+		key, err := parsePublicKey(value)
+		if err != nil {
+			return nil, fmt.Errorf("key #%d: %w", i+1, err)
+		}
+		k.ring = append(k.ring, publicKey{label: fmt.Sprintf("key #%d", i+1), rsa: key})
+	}
+	return k, nil
+}
+
+// Verify reports whether body, a notification exactly as Alipay POSTed it,
+// is well-formed and signed by one of the keys. It checks only the
+// signature, not app_id, seller_id or age.
+func (k *Keys) Verify(body []byte) error {
+	n, err := newNotification(body)
+	if err != nil {
+		return fmt.Errorf("malformed notification: %w", err)
+	}
+	if _, verr := k.ring.verify(n); verr != nil {
+		return verr
+	}
+	return nil
+}

@@ -312,3 +312,18 @@ func TestPolicy(t *testing.T) {
 		t.Fatalf("max_age off refused an old notification: %s", ref.reason)
 	}
 }
+
+func TestKeysAPI(t *testing.T) {
+	for _, vec := range loadVectors(t) {
+		keys, err := NewKeys(vec.Key.AlipayPublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := keys.Verify([]byte(vec.Body)); (err == nil) != vec.Expect.Verified {
+			t.Errorf("%s: verified %v, want %v (%v)", vec.Name, err == nil, vec.Expect.Verified, err)
+		}
+	}
+	if _, err := NewKeys("not a key"); err == nil {
+		t.Error("NewKeys accepted garbage")
+	}
+}
