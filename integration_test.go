@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +50,7 @@ type testUpstream struct {
 	received []receivedWebhook
 	status   int
 	delay    time.Duration
+	newConns atomic.Int64 // TCP connections opened by Caddy
 }
 
 func newTestUpstream(t *testing.T, secret string, status int, delay time.Duration) *testUpstream {
@@ -56,7 +59,7 @@ func newTestUpstream(t *testing.T, secret string, status int, delay time.Duratio
 		t.Fatal(err)
 	}
 	u := &testUpstream{status: status, delay: delay}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rec := receivedWebhook{header: r.Header.Clone(), body: body, verifyErr: wh.Verify(body, r.Header)}
 		if err := json.Unmarshal(body, &rec.event); err != nil && rec.verifyErr == nil {
@@ -73,6 +76,12 @@ func newTestUpstream(t *testing.T, secret string, status int, delay time.Duratio
 		w.WriteHeader(u.status)
 		_, _ = io.WriteString(w, "processed")
 	}))
+	u.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			u.newConns.Add(1)
+		}
+	}
+	u.Start()
 	t.Cleanup(u.Close)
 	return u
 }
@@ -308,6 +317,20 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		}
 		if got[0].event.Data["subject"] != "白色杯子" {
 			t.Errorf("subject %q", got[0].event.Data["subject"])
+		}
+	})
+
+	t.Run("keep-alive connections are reused", func(t *testing.T) {
+		before := upstream.newConns.Load()
+		for range 5 {
+			body := encodeForm(signed(t, testKey(t, "alipay"), tradeParams(testAppID, time.Now()), false))
+			if status, _, _ := postNotification(t, caddyBase+"/notify", body); status != 200 {
+				t.Fatalf("status %d", status)
+			}
+		}
+		upstream.take()
+		if opened := upstream.newConns.Load() - before; opened > 1 {
+			t.Errorf("%d new upstream connections for 5 sequential notifications, want at most 1", opened)
 		}
 	})
 
