@@ -437,4 +437,3 @@ func TestSlowBodyThroughCaddy(t *testing.T) {
 		t.Fatalf("a trickled notification reached the upstream (%d webhooks)", len(got))
 	}
 }
-
