@@ -2,8 +2,9 @@
 # Verification benchmarks, side by side in one run: the plugin's parse+verify
 # next to the floor (SHA-256 + rsa.VerifyPKCS1v15 of the precomputed string),
 # in the package and beside smartwalle/alipay and go-pay/gopay. ROUNDS rounds
-# (default 10) alternate the two test binaries; bench/ratios prints medians
-# and ratios to the floor.
+# (default 10) alternate the two test binaries; bench/ratios prints medians,
+# minimums and ratios to the floor. The raw output is kept in
+# bench/results/verify-<time>.txt (not committed).
 #
 #	bench/verify.sh            # from the repository root or from bench/
 #	ROUNDS=20 BENCHTIME=2s bench/verify.sh
@@ -22,5 +23,9 @@ for i in $(seq "$rounds"); do
 	"$tmp/pkg.test" -test.run '^$' -test.bench '^BenchmarkVerify$' -test.benchmem -test.benchtime "$benchtime"
 	(cd bench/compare && "$tmp/compare.test" -test.run '^$' -test.bench '^BenchmarkVerify$' -test.benchmem -test.benchtime "$benchtime" |
 		sed 's/^BenchmarkVerify\//BenchmarkCompare\//')
-done | tee "$tmp/raw.txt" | grep -c '^Benchmark' >/dev/null
-"$tmp/ratios" <"$tmp/raw.txt"
+done >"$tmp/raw.txt"
+mkdir -p bench/results
+raw=bench/results/verify-$(date +%Y%m%d-%H%M%S).txt
+cp "$tmp/raw.txt" "$raw"
+"$tmp/ratios" <"$raw"
+echo "(raw output: $raw)"

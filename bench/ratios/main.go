@@ -1,9 +1,10 @@
 // Command ratios summarises `go test -bench` output of several rounds: for
-// every benchmark the median ns/op and allocs/op, and for every benchmark
-// with a sibling named "floor" (same parent) its ratio to that floor, both as
-// the ratio of the medians and as the median of the per-round ratios (each
-// round's benchmark divided by the same round's floor, which cancels most of
-// the noise of a shared machine).
+// every benchmark the median and minimum ns/op and the median allocs/op, and
+// for every benchmark with a sibling named "floor" (same parent) its ratio to
+// that floor three ways: the ratio of the medians, the median of the
+// per-round ratios (each round's benchmark divided by the same round's floor,
+// which cancels slow drifts of a shared machine), and the ratio of the
+// minimums (the runs least disturbed by other processes).
 //
 //	go test -run '^$' -bench Verify -benchmem -count 10 . | go run ./bench/ratios
 package main
@@ -51,13 +52,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ratios: no benchmark lines on stdin")
 		os.Exit(1)
 	}
-	fmt.Printf("%-36s %6s %12s %10s %14s %14s\n", "benchmark", "runs", "median ns/op", "allocs/op", "x floor (med)", "x floor (pair)")
+	fmt.Printf("%-30s %4s %12s %10s %9s %8s %8s %8s\n", "benchmark", "runs", "median ns/op", "min ns/op", "allocs/op", "x floor", "x floor", "x floor")
+	fmt.Printf("%-30s %4s %12s %10s %9s %8s %8s %8s\n", "", "", "", "", "", "(median)", "(pairs)", "(min)")
 	for _, name := range order {
 		s := results[name]
-		ratio, pair := "", ""
+		ratio, pair, best := "", "", ""
 		if parent, _, ok := cutLast(name, "/"); ok {
 			if floor := results[parent+"/floor"]; floor != nil && parent+"/floor" != name {
 				ratio = fmt.Sprintf("%.3f", median(s.ns)/median(floor.ns))
+				best = fmt.Sprintf("%.3f", slices.Min(s.ns)/slices.Min(floor.ns))
 				var pairs []float64
 				for i := range min(len(s.ns), len(floor.ns)) {
 					pairs = append(pairs, s.ns[i]/floor.ns[i])
@@ -69,7 +72,7 @@ func main() {
 		if len(s.allocs) > 0 {
 			allocs = fmt.Sprintf("%.0f", median(s.allocs))
 		}
-		fmt.Printf("%-36s %6d %12.0f %10s %14s %14s\n", name, len(s.ns), median(s.ns), allocs, ratio, pair)
+		fmt.Printf("%-30s %4d %12.0f %10.0f %9s %8s %8s %8s\n", name, len(s.ns), median(s.ns), slices.Min(s.ns), allocs, ratio, pair, best)
 	}
 }
 
