@@ -47,8 +47,14 @@ func newNotification(body []byte) (*notification, error) {
 	return &notification{raw: raw, text: text}, nil
 }
 
-// get returns a field as UTF-8 text, "" when absent.
-func (n *notification) get(key string) string { return n.text.get(key) }
+// get returns a field as UTF-8 text, "" when absent or when n is nil (a
+// request refused before its body was parsed).
+func (n *notification) get(key string) string {
+	if n == nil {
+		return ""
+	}
+	return n.text.get(key)
+}
 
 // signed reports whether field i is covered by the signature: Alipay's SDKs
 // drop empty and whitespace-only values and keep every other value untrimmed.
