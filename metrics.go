@@ -12,7 +12,7 @@ import (
 var allOutcomes = []string{
 	outcomeForwarded, outcomeFiltered, outcomeMethodNotAllowed, outcomeTooLarge,
 	outcomeBadRequest, outcomeBadSignature, outcomeAppRefused, outcomeSellerRefused,
-	outcomeStale, outcomeUpstreamError, outcomeUpstreamTimeout,
+	outcomeStale, outcomeNotifyVerifyFailed, outcomeNotifyVerifyError, outcomeUpstreamError, outcomeUpstreamTimeout,
 }
 
 // metrics are the handler's Prometheus collectors on Caddy's registry.

@@ -212,7 +212,7 @@ func (h *Handler) handle(r *http.Request) result {
 		return refused(nil, ref)
 	}
 	verifyStart := time.Now()
-	n, m, ref := h.check(body)
+	n, m, ref := h.check(r.Context(), body)
 	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
 	if ref != nil {
 		return refused(n, ref)

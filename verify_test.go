@@ -1,6 +1,7 @@
 package alipaynotify
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, verr := keyRing{{label: "vector", rsa: key}}.verify(n)
+			m, verr := keyRing{{label: "vector", key: key}}.verify(n)
 			if vec.Expect.Verified {
 				if verr != nil {
 					t.Fatalf("want verified, got %v", verr)
@@ -60,7 +61,7 @@ func TestVectors(t *testing.T) {
 // checkBody runs the whole verification of a body and returns the refusal.
 func checkBody(t *testing.T, v *Verifier, body string) (*notification, match, *refusal) {
 	t.Helper()
-	return v.check([]byte(body))
+	return v.check(context.Background(), []byte(body))
 }
 
 func TestOwnSignedNotifications(t *testing.T) {
