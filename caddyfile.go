@@ -56,33 +56,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // once. forward and webhook_secret are required, and keys: app_id with
 // alipay_public_key or alipay_cert, app blocks, or partner with md5_key.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive's name
-	directive, file, line := d.Val(), d.File(), d.Line()
-	if d.NextArg() {
-		return d.Errf("%s takes no arguments besides a matcher; put its settings in a block", directive)
-	}
-	seen := make(map[string]bool)
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] && !repeatable[name] {
-			return d.Errf("%s: given twice; it may appear only once", name)
-		}
-		seen[name] = true
+	missing, err := parseBlock(d, func(name string) (bool, error) {
 		if handled, err := h.Verifier.unmarshalSubdirective(d, name); handled || err != nil {
-			if err != nil {
-				return err
-			}
-			continue
+			return true, err
 		}
-		if err := h.unmarshalForwarding(d, name); err != nil {
-			return err
-		}
+		return h.unmarshalForwarding(d, name)
+	})
+	if err != nil {
+		return err
 	}
-	missing := func(what string) error {
-		return fmt.Errorf("%s: %s, at %s:%d", directive, what, file, line)
-	}
-	if err := h.Verifier.checkComplete(); err != "" {
-		return missing(err)
+	if what := h.Verifier.checkComplete(); what != "" {
+		return missing(what)
 	}
 	switch {
 	case h.Forward == "":
@@ -91,6 +75,36 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return missing(`webhook_secret is required: a Standard Webhooks secret "whsec_..." shared with the upstream`)
 	}
 	return nil
+}
+
+// parseBlock reads a directive and its block: no arguments besides a
+// matcher, each subdirective once unless repeatable, an unknown one an
+// error. It returns a function that makes an error pointing at the
+// directive's line, for what the block as a whole lacks.
+func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled bool, err error)) (func(string) error, error) {
+	d.Next() // the directive's name
+	directive, file, line := d.Val(), d.File(), d.Line()
+	if d.NextArg() {
+		return nil, d.Errf("%s takes no arguments besides a matcher; put its settings in a block", directive)
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] && !repeatable[name] {
+			return nil, d.Errf("%s: given twice; it may appear only once", name)
+		}
+		seen[name] = true
+		handled, err := subdirective(name)
+		if err != nil {
+			return nil, err
+		}
+		if !handled {
+			return nil, d.Errf("unknown subdirective %q (see the README for the list of %s subdirectives)", name, directive)
+		}
+	}
+	return func(what string) error {
+		return fmt.Errorf("%s: %s, at %s:%d", directive, what, file, line)
+	}, nil
 }
 
 // repeatable subdirectives accumulate; every other one may appear once.
@@ -211,38 +225,37 @@ func unmarshalApp(d *caddyfile.Dispenser) (App, error) {
 }
 
 // unmarshalForwarding parses the subdirectives about the upstream.
-func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) error {
-	var err error
+func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (handled bool, err error) {
 	switch name {
 	case "forward":
 		if h.Forward, err = singleArg(d); err == nil && !hasPlaceholder(h.Forward) {
 			if err = checkForwardURL(h.Forward); err != nil {
-				return d.Err(err.Error())
+				return true, d.Err(err.Error())
 			}
 		}
 	case "webhook_secret":
 		h.WebhookSecrets = d.RemainingArgs()
 		if len(h.WebhookSecrets) == 0 || len(h.WebhookSecrets) > 2 {
-			return d.Errf("webhook_secret takes one or two secrets (the current one and the next), got %d", len(h.WebhookSecrets))
+			return true, d.Errf("webhook_secret takes one or two secrets (the current one and the next), got %d", len(h.WebhookSecrets))
 		}
 		for i, secret := range h.WebhookSecrets {
 			if hasPlaceholder(secret) {
 				continue
 			}
 			if _, err := parseWebhookSecret(secret); err != nil {
-				return d.Errf("webhook_secret #%d: %v", i+1, err)
+				return true, d.Errf("webhook_secret #%d: %v", i+1, err)
 			}
 		}
 	case "timeout":
 		var dur caddy.Duration
 		if dur, err = parseDuration(d); err == nil && dur <= 0 {
-			return d.Errf("timeout must be positive, got %s", d.Val())
+			return true, d.Errf("timeout must be positive, got %s", d.Val())
 		}
 		h.Timeout = dur
 	case "header_up":
 		args := d.RemainingArgs()
 		if len(args) != 2 {
-			return d.Errf("header_up takes a field name and a value, e.g. header_up Authorization \"Bearer {env.TOKEN}\"")
+			return true, d.Errf("header_up takes a field name and a value, e.g. header_up Authorization \"Bearer {env.TOKEN}\"")
 		}
 		if h.HeaderUp == nil {
 			h.HeaderUp = make(map[string][]string)
@@ -251,9 +264,9 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) error
 	case "forward_status":
 		h.ForwardStatus, err = appendArgs(d, h.ForwardStatus)
 	default:
-		return d.Errf("unknown subdirective %q (see the README for the list of alipay_notify subdirectives)", name)
+		return false, nil
 	}
-	return err
+	return true, err
 }
 
 func appendArgs(d *caddyfile.Dispenser, list []string) ([]string, error) {

@@ -89,6 +89,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // upstream client.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	timeout := time.Duration(h.Timeout)
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	h.Verifier.gatewayTimeout = timeout
 	if err := h.Verifier.provision(h.logger); err != nil {
 		return err
 	}
@@ -105,10 +110,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	headers, err := provisionHeaders(h.HeaderUp)
 	if err != nil {
 		return err
-	}
-	timeout := time.Duration(h.Timeout)
-	if timeout <= 0 {
-		timeout = defaultTimeout
 	}
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err

@@ -112,8 +112,9 @@ type Verifier struct {
 	// https://mapi.alipay.com/gateway.do) asked to confirm each verified
 	// MD5 notification (service=notify_verify&partner=...&notify_id=...)
 	// before it is accepted: only the answer "true" confirms it. Another
-	// answer is a 403; an unreachable gateway a 502 (or 504), so that
-	// Alipay retries.
+	// answer is a 403; an unreachable gateway a 502, one that does not
+	// answer in time (alipay_notify's timeout; 10s for alipay_verify) a 504,
+	// so that Alipay retries.
 	NotifyVerify string `json:"notify_verify,omitempty"`
 
 	// SellerIDs, when set, are the only seller_id values (the merchant's
@@ -131,9 +132,10 @@ type Verifier struct {
 	// answered 413. Default 65536 (64 KiB; real notifications are 1 to 3 KiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 
-	rings   map[string]keyRing // by app_id
-	md5     md5Key             // nil: no legacy mode
-	gateway *http.Client
+	rings          map[string]keyRing // by app_id
+	md5            md5Key             // nil: no legacy mode
+	gateway        *http.Client
+	gatewayTimeout time.Duration // alipay_notify uses its timeout
 	maxAge  time.Duration // 0: off
 	maxBody int64
 	now     func() time.Time
@@ -238,8 +240,10 @@ func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
 		if err := checkHTTPURL("notify_verify", v.NotifyVerify); err != nil {
 			return err
 		}
+		if v.gatewayTimeout <= 0 {
+			v.gatewayTimeout = notifyVerifyTimeout
+		}
 		v.gateway = &http.Client{
-			Timeout:       notifyVerifyTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
@@ -412,7 +416,7 @@ func (v *Verifier) confirmWithGateway(ctx context.Context, n *notification) *ref
 	if strings.Contains(v.NotifyVerify, "?") {
 		target = v.NotifyVerify + "&" + query
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyVerifyTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.gatewayTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
