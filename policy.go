@@ -136,9 +136,9 @@ type Verifier struct {
 	md5            md5Key             // nil: no legacy mode
 	gateway        *http.Client
 	gatewayTimeout time.Duration // alipay_notify uses its timeout
-	maxAge  time.Duration // 0: off
-	maxBody int64
-	now     func() time.Time
+	maxAge         time.Duration // 0: off
+	maxBody        int64
+	now            func() time.Time
 }
 
 // refusal is why a request is not accepted: the answer's status, the outcome
