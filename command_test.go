@@ -648,6 +648,21 @@ func TestCmdVerifyCaptureFormats(t *testing.T) {
 		t.Errorf("merged query not diagnosed:\n%s", res.stdout)
 	}
 
+	// The legacy MD5 notification of a Rails log (seed 000): read, and the
+	// signature type explained.
+	seed := `I, [2015-07-01T22:31:17.162614 #1407]  INFO -- :   Parameters: {"discount"=>"0.00", "payment_type"=>"1", "subject"=>"白色杯子", "trade_no"=>"2015070200001000110058805905", "buyer_email"=>"happypeter1983@gmail.com", "gmt_create"=>"2015-07-02 10:31:11", "notify_type"=>"trade_status_sync", "quantity"=>"1", "out_trade_no"=>"1435804253", "seller_id"=>"2088012362182973", "notify_time"=>"2015-07-02 10:31:11", "trade_status"=>"WAIT_BUYER_PAY", "is_total_fee_adjust"=>"Y", "total_fee"=>"4.50", "seller_email"=>"happycasts@gmail.com", "price"=>"4.50", "buyer_id"=>"2088402465245110", "notify_id"=>"a69c092adb596cffa53830839c705a182m", "use_coupon"=>"N", "sign_type"=>"MD5", "sign"=>"93cd627b390497faece84b35c06daf8c"}`
+	res = runTool(t, seed, "verify", "--key", pub).mustFail(t, "does not verify")
+	for _, want := range []string{"capture:       Rails log line", "21 parameters", "subject=白色杯子", `unsupported sign_type "MD5"`, "likely cause:  a legacy MD5 signature"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("seed 000 line: output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	// No sign at all.
+	res = runTool(t, "app_id=1&charset=utf-8", "verify", "--key", pub).mustFail(t, "does not verify")
+	if !strings.Contains(res.stdout, "NOT VERIFIED: no sign parameter (the plugin answers 400 fail)") || !strings.Contains(res.stdout, "likely cause:  there is no sign parameter") {
+		t.Errorf("no sign:\n%s", res.stdout)
+	}
+
 	// Input errors name what is wrong.
 	runTool(t, body, "verify").mustFail(t, "--key is required")
 	runTool(t, body, "verify", "--key", "/nonexistent.pub").mustFail(t, "--key #1: neither one line of base64, a PEM block, nor a readable file")

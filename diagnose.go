@@ -133,6 +133,13 @@ func declaredAlgs(f form) []signatureAlgorithm {
 // diagnose looks for the repair under which raw verifies. appRing holds the
 // merchant's own app public keys (--app-key), to recognise them.
 func diagnose(ring, appRing keyRing, raw form) *finding {
+	if raw.get("sign") == "" {
+		return &finding{
+			cause: "there is no sign parameter",
+			explain: "Every Alipay notification is signed. This is not one from Alipay (a probe, a test of your own, a browser), " +
+				"or the capture left sign out (a log that filters it).",
+		}
+	}
 	if strings.EqualFold(raw.get("sign_type"), "MD5") {
 		return &finding{
 			cause: "a legacy MD5 signature (the old mapi gateway): sign = md5_hex(signed string + the partner's MD5 key)",
