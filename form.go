@@ -89,6 +89,12 @@ func (f form) get(key string) string {
 	return f[i].value
 }
 
+// has reports whether the notification carries key, even with an empty value.
+func (f form) has(key string) bool {
+	_, found := slices.BinarySearchFunc(f, key, func(fl field, k string) int { return strings.Compare(fl.key, k) })
+	return found
+}
+
 // countFields is an upper bound of the number of fields in body.
 func countFields(body []byte) int {
 	n := 1
