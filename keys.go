@@ -37,7 +37,12 @@ func parsePublicKey(value string) (crypto.PublicKey, error) {
 		return parsePEMPublicKey([]byte(value))
 	}
 	if der, err := decodeBase64Loose(value); err == nil && !fileExists(value) {
-		return parseDERPublicKey(der)
+		key, err := parseDERPublicKey(der)
+		if err != nil && len(value) < 128 {
+			// Too short for a key: more likely a path to a missing file.
+			return nil, fmt.Errorf("%w (if %q is a file path: no such file)", err, value)
+		}
+		return key, err
 	}
 	data, err := os.ReadFile(value)
 	if err != nil {
