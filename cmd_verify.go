@@ -14,6 +14,7 @@ import (
 
 func verifyCommand() *cobra.Command {
 	var keys, certs, appKeys []string
+	var md5 string
 	var format string
 	cmd := &cobra.Command{
 		Use:   "verify --key <alipay_public_key> [--key ...] [--cert <path>] [--app-key <key>] [--format <format>] [<file> | -]",
@@ -43,7 +44,8 @@ bytes of their charset parameter.
 
 --key takes the alipay_public_key forms: one line of base64, a PEM block, or
 a file holding either; repeat it to try several keys. --cert takes an
-alipay_cert file (alipayCertPublicKey_RSA2.crt).
+alipay_cert file (alipayCertPublicKey_RSA2.crt). --md5-key checks a legacy
+mapi notification (sign_type MD5) instead.
 
 It checks the signature only, not app_id, seller_id or notify_time's age.
 Exit status 0 only when the capture verifies as it is.`,
@@ -53,9 +55,12 @@ Exit status 0 only when the capture verifies as it is.`,
   caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 | caddy alipay-notify verify --key alipay-test.pub.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ring, err := loadVerifyKeys(keys, certs)
-			if err != nil {
-				return err
+			var ring keyRing
+			if md5 == "" || len(keys)+len(certs) > 0 {
+				var err error
+				if ring, err = loadVerifyKeys(keys, certs); err != nil {
+					return err
+				}
 			}
 			appRing, err := loadAppKeys(appKeys)
 			if err != nil {
@@ -69,7 +74,11 @@ Exit status 0 only when the capture verifies as it is.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", source, err)
 			}
-			if ok := reportVerification(cmd.OutOrStdout(), c, ring, appRing); !ok {
+			var legacy md5Key
+			if md5 != "" {
+				legacy = md5Key(md5)
+			}
+			if ok := reportVerification(cmd.OutOrStdout(), c, ring, appRing, legacy); !ok {
 				return errors.New("the notification does not verify as it is")
 			}
 			return nil
@@ -78,6 +87,7 @@ Exit status 0 only when the capture verifies as it is.`,
 	cmd.Flags().StringArrayVar(&keys, "key", nil, "Alipay's public key (支付宝公钥): one line of base64, PEM, or a file; repeatable")
 	cmd.Flags().StringArrayVar(&certs, "cert", nil, "Alipay's public key certificate file (alipayCertPublicKey_RSA2.crt); repeatable")
 	cmd.Flags().StringArrayVar(&appKeys, "app-key", nil, "your app's own public key (应用公钥), to recognise it when it is given as --key")
+	cmd.Flags().StringVar(&md5, "md5-key", "", "the partner's MD5 key, for legacy mapi notifications (sign_type MD5)")
 	cmd.Flags().StringVar(&format, "format", formatAuto, "capture format: "+strings.Join(captureFormats, ", "))
 	return cmd
 }
@@ -155,14 +165,14 @@ func readInput(cmd *cobra.Command, args []string) ([]byte, string, error) {
 
 // reportVerification prints the verdict on c and, when it does not verify,
 // the likely cause. It reports whether c verifies as it is.
-func reportVerification(out io.Writer, c *capture, ring, appRing keyRing) bool {
+func reportVerification(out io.Writer, c *capture, ring, appRing keyRing, md5 md5Key) bool {
 	p := func(label, format string, args ...any) {
 		fmt.Fprintf(out, "%-14s %s\n", label+":", fmt.Sprintf(format, args...))
 	}
 	pw := func(label, format string, args ...any) {
 		fmt.Fprintf(out, "%-14s %s\n", label+":", wrap(fmt.Sprintf(format, args...), 15))
 	}
-	v := checkCapture(ring, c.body)
+	v := checkCapture(ring, md5, c.body)
 	count := ""
 	if v.raw != nil {
 		count = fmt.Sprintf(", %d parameters", len(v.raw))
@@ -179,13 +189,19 @@ func reportVerification(out io.Writer, c *capture, ring, appRing keyRing) bool {
 		}
 		signType := v.raw.get("sign_type")
 		if alg, err := algorithmFor(signType); err == nil {
-			p("sign_type", "%s: hash %s (%swithRSA)", signType, hashName(alg), hashName(alg))
+			p("sign_type", "%s: hash %s (%s)", signType, hashName(alg), algorithmName(alg))
+		} else if signType == "MD5" {
+			p("sign_type", "MD5: md5_hex(signed string + the partner's MD5 key)")
 		} else {
 			p("sign_type", "%s", err)
 		}
 	}
 	if v.verified {
-		p("verdict", "VERIFIED: rule %s, hash %s, key %s", ruleName(v.m.rule), hashName(v.alg), v.m.key)
+		algorithm := "hash " + hashName(v.alg)
+		if v.m.key == md5KeyLabel {
+			algorithm = "MD5"
+		}
+		p("verdict", "VERIFIED: rule %s, %s, key %s", ruleName(v.m.rule), algorithm, v.m.key)
 		printSigned(out, "signed string (rule "+strings.ToUpper(v.m.rule)+")", v.content, isGBK(v.raw))
 		return true
 	}

@@ -695,3 +695,22 @@ func TestCmdWebhookSecret(t *testing.T) {
 		t.Fatalf("caddy validate refused the secret: %v\n%s", err, out)
 	}
 }
+
+// TestCmdVerifyMD5AndSM2 checks verify on a legacy MD5 notification
+// (--md5-key) and on the SM2 vector signed by OpenSSL.
+func TestCmdVerifyMD5AndSM2(t *testing.T) {
+	caddyBinary(t)
+	legacy := encodeForm(md5Signed(legacyParams("md5-cli-1", "TRADE_SUCCESS", time.Now()), testMD5Key))
+	body := writeFile(t, "legacy", legacy)
+	res := runTool(t, "", "verify", "--md5-key", testMD5Key, body).mustSucceed(t)
+	if !strings.Contains(res.stdout, "VERIFIED: rule V1 (sign_type not signed), MD5, key md5_key") {
+		t.Errorf("MD5 verdict missing:\n%s", res.stdout)
+	}
+	runTool(t, "", "verify", "--md5-key", "another-key", body).mustFail(t, "does not verify")
+
+	vec := loadVector(t, filepath.Join("testdata", "vectors", "sm2-openssl.json"))
+	res = runTool(t, "", "verify", "--key", vec.Key.AlipayPublicKey, writeFile(t, "sm2", vec.Body)).mustSucceed(t)
+	if !strings.Contains(res.stdout, "SM2: hash SM3 (SM3withSM2)") || signedString(t, res.stdout, "signed string") != vec.Expect.StringToSign {
+		t.Errorf("SM2 output:\n%s", res.stdout)
+	}
+}

@@ -30,8 +30,9 @@ type verification struct {
 	content   []byte // the signed string: the one that verified, else V1
 }
 
-// checkCapture verifies body exactly as the handler does.
-func checkCapture(ring keyRing, body []byte) *verification {
+// checkCapture verifies body exactly as the handler does: a legacy MD5
+// signature with md5 when given, any other with ring.
+func checkCapture(ring keyRing, md5 md5Key, body []byte) *verification {
 	v := &verification{}
 	raw, err := parseForm(body)
 	if err != nil {
@@ -49,7 +50,13 @@ func checkCapture(ring keyRing, body []byte) *verification {
 	}
 	v.n = n
 	v.alg, _ = algorithmFor(raw.get("sign_type"))
-	m, verr := ring.verify(n)
+	var m match
+	var verr *verifyError
+	if raw.get("sign_type") == "MD5" && md5 != nil {
+		m, verr = md5.verify(n)
+	} else {
+		m, verr = ring.verify(n)
+	}
 	if verr != nil {
 		v.refusal = verr.reason
 		if verr.status == http.StatusBadRequest {
@@ -86,10 +93,21 @@ var (
 )
 
 func hashName(a signatureAlgorithm) string {
-	if a.hash == crypto.SHA1 {
+	switch a.hash {
+	case crypto.SHA1:
 		return "SHA1"
+	case crypto.SHA256:
+		return "SHA256"
 	}
-	return "SHA256"
+	return "SM3"
+}
+
+// algorithmName is the algorithm in Java's terms, e.g. SHA256withRSA.
+func algorithmName(a signatureAlgorithm) string {
+	if a.hash == 0 {
+		return "SM3withSM2"
+	}
+	return hashName(a) + "withRSA"
 }
 
 // try verifies f (sorted, raw bytes) with every key under V1 then V2, with
@@ -143,8 +161,9 @@ func diagnose(ring, appRing keyRing, raw form) *finding {
 	if strings.EqualFold(raw.get("sign_type"), "MD5") {
 		return &finding{
 			cause: "a legacy MD5 signature (the old mapi gateway): sign = md5_hex(signed string + the partner's MD5 key)",
-			explain: "It is checked with the partner's secret MD5 key, not with a public key, so this tool cannot check it. " +
-				"Notifications of the open platform (with an app_id) are signed RSA2 or RSA.",
+			explain: "It is checked with the partner's secret MD5 key (--md5-key), not with a public key. If --md5-key was given, " +
+				"it is not the key that signed this notification, or the notification was changed. " +
+				"Notifications of the open platform (with an app_id) are signed RSA2, RSA or SM2.",
 		}
 	}
 	for _, check := range []func(keyRing, form) *finding{
