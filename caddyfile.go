@@ -229,7 +229,7 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 	switch name {
 	case "forward":
 		if h.Forward, err = singleArg(d); err == nil && !hasPlaceholder(h.Forward) {
-			if err = checkForwardURL(h.Forward); err != nil {
+			if err = checkHTTPURL("forward", h.Forward); err != nil {
 				return true, d.Err(err.Error())
 			}
 		}

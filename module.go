@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,7 +45,8 @@ type Handler struct {
 	Verifier
 
 	// Forward is the upstream URL (http or https) that receives each verified
-	// notification as a Standard Webhooks POST. Required.
+	// notification as a Standard Webhooks POST. Accepts placeholders such as
+	// {env.*}. Required.
 	Forward string `json:"forward,omitempty"`
 
 	// WebhookSecrets are the Standard Webhooks secrets ("whsec_" + base64 of
@@ -100,7 +100,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Forward == "" {
 		return errors.New("forward is required: the URL of the upstream that receives verified notifications")
 	}
-	if err := checkForwardURL(h.Forward); err != nil {
+	forward, err := caddy.NewReplacer().ReplaceOrErr(h.Forward, true, true)
+	if err != nil {
+		return fmt.Errorf("forward: %w", err)
+	}
+	if err := checkHTTPURL("forward", forward); err != nil {
 		return err
 	}
 	signer, err := h.provisionSecrets()
@@ -114,15 +118,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	h.forwarder = newForwarder(h.Forward, headers, timeout, signer)
-	return nil
-}
-
-func checkForwardURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("forward %q: want an absolute http:// or https:// URL", raw)
-	}
+	h.forwarder = newForwarder(forward, headers, timeout, signer)
 	return nil
 }
 

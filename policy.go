@@ -301,8 +301,10 @@ func (k KeySource) load(repl *caddy.Replacer, logger *zap.Logger, where string) 
 	return ring, nil
 }
 
+// checkHTTPURL checks that a URL subdirective is an absolute http(s) URL.
 func checkHTTPURL(subdirective, raw string) error {
-	if !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") || len(raw) <= len("https://") {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s %q: want an absolute http:// or https:// URL", subdirective, raw)
 	}
 	return nil
