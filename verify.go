@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -41,15 +42,26 @@ type notification struct {
 // newNotification parses body and converts it to text. Every error is a
 // malformed request.
 func newNotification(body []byte) (*notification, error) {
+	n := new(notification)
+	if err := n.parse(body); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// parse fills n from body; newNotification without the allocation of n, for
+// callers that keep the notification on their stack (Keys.Verify).
+func (n *notification) parse(body []byte) error {
 	raw, err := parseForm(body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	text, err := decodeCharset(raw)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &notification{raw: raw, text: text}, nil
+	n.raw, n.text = raw, text
+	return nil
 }
 
 // get returns a field as UTF-8 text, "" when absent or when n is nil (a
@@ -141,6 +153,9 @@ func isJavaBlank(s string) bool {
 }
 
 func isJavaWhitespace(r rune) bool {
+	if r < utf8.RuneSelf { // the common case, without unicode's table lookups
+		return r == ' ' || '\t' <= r && r <= '\r' || 0x1c <= r && r <= 0x1f
+	}
 	switch r {
 	case '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f:
 		return true
@@ -154,13 +169,17 @@ func isJavaWhitespace(r rune) bool {
 // fields as key=value joined with '&' in key byte order, unescaped, in the
 // body's own charset; sign_type only under V2.
 func (n *notification) signedContent(rule string) []byte {
-	size := 0
-	for i, f := range n.raw {
-		if n.includes(i, rule) {
-			size += len(f.key) + 1 + len(f.value) + 1
-		}
+	return n.appendSignedContent(nil, rule)
+}
+
+// appendSignedContent appends signedContent(rule) to content, so that the
+// verifier can build it in a buffer on its stack.
+func (n *notification) appendSignedContent(content []byte, rule string) []byte {
+	size := 0 // an upper bound, cheaper than asking includes twice
+	for _, f := range n.raw {
+		size += len(f.key) + 1 + len(f.value) + 1
 	}
-	content := make([]byte, 0, size)
+	content = slices.Grow(content[:0], size)
 	for i, f := range n.raw {
 		if !n.includes(i, rule) {
 			continue
@@ -204,14 +223,16 @@ func algorithmFor(signType string) (signatureAlgorithm, error) {
 	}
 }
 
-// digest is content's RSA digest, computed once for all keys.
-func (a signatureAlgorithm) digest(content []byte) []byte {
+// digest hashes content for RSA into sum, which the caller keeps on its
+// stack, and returns the digest's bytes; nil for SM2, which hashes with the
+// key.
+func (a signatureAlgorithm) digest(sum *[sha256.Size]byte, content []byte) []byte {
 	switch a.hash {
 	case crypto.SHA1:
-		sum := sha1.Sum(content)
-		return sum[:]
+		*(*[sha1.Size]byte)(sum[:sha1.Size]) = sha1.Sum(content)
+		return sum[:sha1.Size]
 	case crypto.SHA256:
-		sum := sha256.Sum256(content)
+		*sum = sha256.Sum256(content)
 		return sum[:]
 	}
 	return nil
@@ -262,6 +283,15 @@ func malformedSignature(reason string) *verifyError {
 	return &verifyError{status: http.StatusBadRequest, reason: reason}
 }
 
+// Buffers that verify keeps on its stack, so that a verification allocates
+// nothing beyond what crypto/rsa does: the signature (RSA-4096 at most) and
+// the signed string of a typical notification (1 to 3 KiB; a longer one
+// moves to the heap).
+const (
+	maxSignatureSize    = 512
+	signedContentBuffer = 4 << 10
+)
+
 // verify checks the notification's RSA or SM2 signature with every key,
 // under V1 and then V2, and reports which matched.
 func (ring keyRing) verify(n *notification) (match, *verifyError) {
@@ -273,7 +303,8 @@ func (ring keyRing) verify(n *notification) (match, *verifyError) {
 	if err != nil {
 		return match{}, malformedSignature(err.Error())
 	}
-	sig, err := base64.StdEncoding.DecodeString(sign)
+	var sigBuf [maxSignatureSize]byte
+	sig, err := base64.StdEncoding.AppendDecode(sigBuf[:0], []byte(sign))
 	if err != nil {
 		reason := "sign is not valid base64"
 		if strings.ContainsRune(sign, ' ') {
@@ -281,23 +312,25 @@ func (ring keyRing) verify(n *notification) (match, *verifyError) {
 		}
 		return match{}, malformedSignature(reason)
 	}
-	v1 := n.signedContent(ruleV1)
+	var contentBuf [signedContentBuffer]byte
+	v1 := n.appendSignedContent(contentBuf[:0], ruleV1)
 	if key, ok := ring.find(alg, v1, sig); ok {
 		return match{rule: ruleV1, key: key}, nil
 	}
-	if key, ok := ring.find(alg, n.signedContent(ruleV2), sig); ok {
+	if key, ok := ring.find(alg, n.appendSignedContent(contentBuf[:0], ruleV2), sig); ok {
 		return match{rule: ruleV2, key: key}, nil
 	}
 	return match{}, &verifyError{
 		status:  http.StatusForbidden,
 		reason:  "signature does not verify with any configured key",
-		content: v1,
+		content: n.signedContent(ruleV1), // a copy: contentBuf is on the stack
 	}
 }
 
 // find returns the label of the first key whose signature over content is sig.
 func (ring keyRing) find(alg signatureAlgorithm, content, sig []byte) (string, bool) {
-	digest := alg.digest(content)
+	var sum [sha256.Size]byte
+	digest := alg.digest(&sum, content)
 	for _, k := range ring {
 		if alg.check(k.key, content, digest, sig) {
 			return k.label, true
@@ -348,11 +381,11 @@ func NewKeys(keys ...string) (*Keys, error) {
 // is well-formed and signed by one of the keys. It checks only the
 // signature, not app_id, seller_id or age.
 func (k *Keys) Verify(body []byte) error {
-	n, err := newNotification(body)
-	if err != nil {
+	var n notification
+	if err := n.parse(body); err != nil {
 		return fmt.Errorf("malformed notification: %w", err)
 	}
-	if _, verr := k.ring.verify(n); verr != nil {
+	if _, verr := k.ring.verify(&n); verr != nil {
 		return verr
 	}
 	return nil

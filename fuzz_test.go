@@ -1,0 +1,220 @@
+package alipaynotify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// Fuzz targets. Plain `go test` runs only their seeds (and the crashers
+// committed under testdata/fuzz/); scripts/fuzz.sh runs each one for a while:
+//
+//	FUZZTIME=10m scripts/fuzz.sh
+//	go test -run '^$' -fuzz '^FuzzParseForm$' -fuzztime 10m -parallel 1 .
+
+// fuzzBodies are the seed bodies: the vectors, the test suite's own signed
+// notifications, and malformed shapes.
+func fuzzBodies(t testing.TB) []string {
+	bodies := []string{
+		"", "&", "=", "a", "a=", "=b", "a=1&&b=2&", "a=1&a=2", "a=%", "a=%4", "a=%zz", "%41=%42",
+		"a=1+2%2B3", "sign=abc&sign_type=RSA2", "a=1;b=2", "a=\x00&b=\xff", "A=1&a=2",
+		"charset=gbk&subject=%B0%D7", "charset=gbk&subject=%FF%FF", "charset=latin1&a=b",
+	}
+	for _, vec := range loadVectors(t) {
+		bodies = append(bodies, vec.Body)
+	}
+	alipay := testKey(t, "alipay")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, beijing)
+	base := tradeParams(testAppID, now)
+	gbk, _ := simplifiedchinese.GBK.NewEncoder().String("白色杯子")
+	for _, params := range [][]kv{
+		base,
+		set(base, "sign_type", "RSA"),
+		set(set(base, "charset", "gbk"), "subject", gbk),
+		set(base, "passback_params", "order%3D1%26x%3D%E5%95%86"),
+		set(base, "body", " \t "),
+	} {
+		bodies = append(bodies, encodeForm(signed(t, alipay, params, false)))
+	}
+	bodies = append(bodies, encodeForm(signed(t, alipay, set(base, "msg_method", "alipay.fund.trans.order.changed"), true)))
+	return bodies
+}
+
+// FuzzParseForm: parseForm never panics; what it accepts, url.ParseQuery
+// reads the same way (the body has no ';', which ParseQuery refuses); what
+// ParseQuery reads with one value per non-empty key, parseForm accepts; and
+// re-encoding the fields gives a body that parses to the same fields.
+func FuzzParseForm(f *testing.F) {
+	for _, body := range fuzzBodies(f) {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fields, err := parseForm(body)
+		values, qerr := url.ParseQuery(string(body))
+		if err != nil {
+			if qerr == nil && !bytes.ContainsRune(body, ';') && singleValued(values) {
+				t.Fatalf("parseForm refuses what url.ParseQuery reads with one value per key: %v", err)
+			}
+			return
+		}
+		if !slices.IsSortedFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) }) {
+			t.Fatal("fields not sorted by key")
+		}
+		for i, fl := range fields {
+			if fl.key == "" {
+				t.Fatal("empty key accepted")
+			}
+			if i > 0 && fields[i-1].key == fl.key {
+				t.Fatalf("key %q twice", fl.key)
+			}
+		}
+		if !bytes.ContainsRune(body, ';') {
+			if qerr != nil {
+				t.Fatalf("parseForm accepts what url.ParseQuery refuses (%v)", qerr)
+			}
+			if len(values) != len(fields) {
+				t.Fatalf("%d fields, url.ParseQuery %d keys", len(fields), len(values))
+			}
+			for _, fl := range fields {
+				if v := values[fl.key]; len(v) != 1 || v[0] != fl.value {
+					t.Fatalf("%q=%q, url.ParseQuery %q", fl.key, fl.value, v)
+				}
+			}
+		}
+		var encoded strings.Builder
+		for i, fl := range fields {
+			if i > 0 {
+				encoded.WriteByte('&')
+			}
+			encoded.WriteString(url.QueryEscape(fl.key) + "=" + url.QueryEscape(fl.value))
+		}
+		again, err := parseForm([]byte(encoded.String()))
+		if err != nil || !slices.Equal(again, fields) {
+			t.Fatalf("round trip: %v\n got %q\nwant %q", err, again, fields)
+		}
+	})
+}
+
+func singleValued(values url.Values) bool {
+	for k, v := range values {
+		if k == "" || len(v) != 1 {
+			return false
+		}
+	}
+	return len(values) > 0
+}
+
+// fuzzVerifier is a provisioned Verifier for the fuzz targets: the keys of
+// the vectors and the test key, every app ID of the seeds, no age limit.
+func fuzzVerifier(t testing.TB) *Verifier {
+	v := &Verifier{AppIDs: []string{testAppID}, MaxAge: -1}
+	v.AlipayPublicKeys = append(v.AlipayPublicKeys, testPublicKeyLine(t, "alipay"))
+	for _, vec := range loadVectors(t) {
+		v.AlipayPublicKeys = append(v.AlipayPublicKeys, vec.Key.AlipayPublicKey)
+		v.AppIDs = append(v.AppIDs, vec.AppID)
+	}
+	if err := v.provision(zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// FuzzVerify runs the whole verification (parse, charset, signed string,
+// signature, policy) and the webhook JSON on any body. It must never panic,
+// and whatever verifies must have exactly the signed string of one of the
+// genuine seeds: a change to any signed byte (a value, a key, a field added
+// or removed, sign_type under V2) never verifies; only the unsigned bytes
+// (the encoding of a byte as %XX or not, sign's own encoding, an unsigned
+// empty field) may change.
+func FuzzVerify(f *testing.F) {
+	v := fuzzVerifier(f)
+	genuine := map[string]bool{} // rule and signed string of every seed that verifies
+	verified := 0
+	for _, body := range fuzzBodies(f) {
+		f.Add([]byte(body))
+		if n, m, ref := v.check(context.Background(), []byte(body)); ref == nil {
+			genuine[m.rule+"\x00"+string(n.signedContent(m.rule))] = true
+			verified++
+		}
+	}
+	if verified != 8 { // the two valid vectors and the six signed here
+		f.Fatalf("%d seeds verify, want 8", verified)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, m, ref := v.check(context.Background(), body)
+		if ref != nil {
+			if ref.status != 400 && ref.status != 403 {
+				t.Fatalf("refusal with status %d: %s", ref.status, ref.reason)
+			}
+			return
+		}
+		content := n.signedContent(m.rule)
+		if !genuine[m.rule+"\x00"+string(content)] {
+			t.Fatalf("verified a signed string no genuine seed has (rule %s):\n%s", m.rule, content)
+		}
+		at, ok, err := n.signedTime()
+		if err != nil {
+			t.Fatalf("verified, but signedTime: %v", err)
+		}
+		if !ok {
+			at = time.Now()
+		}
+		webhook := n.webhookBody(at)
+		if !json.Valid(webhook) {
+			t.Fatalf("webhook body is not JSON: %s", webhook)
+		}
+		_ = n.webhookID()
+		_ = n.eventType()
+	})
+}
+
+// FuzzCaddyfile: UnmarshalCaddyfile never panics on any token stream.
+func FuzzCaddyfile(f *testing.F) {
+	line := testPublicKeyLine(f, "alipay")
+	minimal := "alipay_notify {\napp_id 2021000000000001\nalipay_public_key " + line +
+		"\nforward http://127.0.0.1:8080/hook\nwebhook_secret " + testSecret + "\n}"
+	f.Add(minimal)
+	f.Add("alipay_notify")
+	f.Add("alipay_notify /path {\n}")
+	f.Add("alipay_notify {\nmax_age off\nmax_age 1h\n}")
+	f.Add("alipay_notify {\nmax_body 0\ntimeout -1s\nheader_up A\nwebhook_secret\nforward_status\n}")
+	f.Add("alipay_notify {\nalipay_public_key \"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\"\n}")
+	f.Add("alipay_notify {\nforward {env.X}\nwebhook_secret {env.S} whsec_x\nunknown 1\n}")
+	for _, name := range []string{"full.caddyfiletest", "minimal.caddyfiletest"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		caddyfileText, _, _ := strings.Cut(string(data), "----------")
+		if i := strings.Index(caddyfileText, "alipay_notify"); i >= 0 {
+			block := caddyfileText[i:]
+			if end := strings.Index(block, "\n\t}"); end >= 0 {
+				block = block[:end+3]
+			}
+			f.Add(block)
+		}
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		// NewTestDispenser exits the process on a tokenizer error and
+		// substitutes {$ENV} variables: keep to inputs it can take.
+		if strings.Contains(input, "{$") {
+			return
+		}
+		if _, err := caddyfile.Tokenize([]byte(input), "Caddyfile"); err != nil {
+			return
+		}
+		h := new(Handler)
+		_ = h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	})
+}
