@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // field is one parameter of a notification, percent-decoded exactly once.
@@ -32,15 +33,24 @@ var errEmptyBody = errors.New("empty body")
 // a repeated key must be refused rather than merged, and because it keeps the
 // raw bytes of every value: no charset conversion, no second unescaping (a
 // percent-encoded passback_params stays percent-encoded, as it was signed).
+func parseForm(body []byte) (form, error) {
+	fields, _, err := decodeForm(body)
+	return fields, err
+}
+
+// decodeForm is parseForm, and also reports whether every key and value is
+// valid UTF-8, which it learns at little cost while the decoded bytes are at
+// hand (decodeCharset needs it for UTF-8 bodies).
 //
 // It runs for every request, so it costs two allocations whatever the number
-// of fields: one string that all fields share, and the slice of fields. The
-// decoding and the sorting happen in buffers on the stack, large enough for
-// any real notification (1 to 3 KiB, 20 to 40 fields); a larger body only
-// costs more allocations.
-func parseForm(body []byte) (form, error) {
+// of fields: one string that all fields share, and the slice of fields. It
+// decodes each pair in one pass (the runs between escapes are copied at
+// once) into a buffer on the stack, and sorts the keys as integers; the
+// buffers hold any real notification (1 to 3 KiB, 20 to 40 fields), and a
+// larger body only costs more allocations.
+func decodeForm(body []byte) (fields form, validUTF8 bool, err error) {
 	if len(body) == 0 {
-		return nil, errEmptyBody
+		return nil, false, errEmptyBody
 	}
 	var decodedBuf [4 << 10]byte
 	decoded := decodedBuf[:]
@@ -49,54 +59,126 @@ func parseForm(body []byte) (form, error) {
 	}
 	var spanBuf [64]span
 	spans := spanBuf[:0]
-	n := 0
-	for rest := body; len(rest) > 0; {
-		var pair []byte
-		pair, rest = cutByte(rest, '&')
-		if len(pair) == 0 {
-			continue // "a=1&&b=2" or a trailing "&": nothing was sent there
+	n := 0 // the end of the decoded bytes
+	for rest := body; ; {
+		pairEnd := bytes.IndexByte(rest, '&')
+		if pairEnd < 0 {
+			pairEnd = len(rest)
 		}
-		rawKey, rawValue := cutByte(pair, '=')
-		keyStart := n
-		var err error
-		if n, err = unescapeInto(decoded, n, rawKey); err != nil {
-			return nil, fmt.Errorf("parameter name %q: %w", truncate(rawKey), err)
+		if pair := rest[:pairEnd]; len(pair) > 0 { // an empty pair ("a=1&&b=2", a trailing "&") carries nothing
+			keyStart, keyEnd := n, -1 // keyEnd is -1 until the pair's first '='
+			for i := 0; i < len(pair); {
+				switch pair[i] {
+				case '+':
+					decoded[n] = ' '
+					n++
+					i++
+				case '%':
+					if i+2 >= len(pair) || !isHex(pair[i+1]) || !isHex(pair[i+2]) {
+						return nil, false, pairError(pair)
+					}
+					decoded[n] = unhex(pair[i+1])<<4 | unhex(pair[i+2])
+					n++
+					i += 3
+				case '=':
+					if keyEnd < 0 {
+						keyEnd = n
+					} else {
+						decoded[n] = '=' // only the first '=' ends the key
+						n++
+					}
+					i++
+				default:
+					j := i + 1 + indexSpecial(pair[i+1:])
+					n += copy(decoded[n:], pair[i:j])
+					i = j
+				}
+			}
+			if keyEnd < 0 {
+				keyEnd = n // "a": a key without a value
+			}
+			if keyEnd == keyStart {
+				return nil, false, pairError(pair)
+			}
+			spans = append(spans, span{prefix: keyPrefix(decoded[keyStart:keyEnd]), keyStart: keyStart, keyEnd: keyEnd, valueEnd: n})
 		}
-		if n == keyStart {
-			return nil, errors.New("a parameter has an empty name")
+		if pairEnd == len(rest) {
+			break
 		}
-		keyEnd := n
-		if n, err = unescapeInto(decoded, n, rawValue); err != nil {
-			return nil, fmt.Errorf("parameter %q: %w", truncate(decoded[keyStart:keyEnd]), err)
-		}
-		spans = append(spans, span{
-			prefix:   keyPrefix(decoded[keyStart:keyEnd]),
-			keyStart: keyStart, keyEnd: keyEnd, valueEnd: n,
-		})
+		rest = rest[pairEnd+1:]
 	}
 	if len(spans) == 0 {
-		return nil, errEmptyBody
+		return nil, false, errEmptyBody
 	}
 
-	// Sort the spans, which hold no pointers, rather than the fields.
-	slices.SortFunc(spans, func(a, b span) int {
-		if a.prefix != b.prefix {
-			return cmp.Compare(a.prefix, b.prefix)
+	// The keys and values tile decoded[:n]: each one is valid UTF-8 if and
+	// only if the whole is and each one starts at a rune boundary.
+	text := decoded[:n]
+	validUTF8 = utf8.Valid(text)
+	for _, s := range spans {
+		if !validUTF8 {
+			break
 		}
-		return bytes.Compare(decoded[a.keyStart:a.keyEnd], decoded[b.keyStart:b.keyEnd])
-	})
-	for i := 1; i < len(spans); i++ {
-		a, b := spans[i-1], spans[i]
-		if a.prefix == b.prefix && bytes.Equal(decoded[a.keyStart:a.keyEnd], decoded[b.keyStart:b.keyEnd]) {
-			return nil, fmt.Errorf("parameter %q appears more than once", truncate(decoded[b.keyStart:b.keyEnd]))
+		validUTF8 = (s.keyStart == n || utf8.RuneStart(text[s.keyStart])) && (s.keyEnd == n || utf8.RuneStart(text[s.keyEnd]))
+	}
+
+	all := string(text)
+	fields = make(form, len(spans))
+	if len(spans) <= len(spanBuf) {
+		// Sort the first seven bytes of each key with its index in the low
+		// byte, as plain integers (no comparison function), then order the
+		// keys that share their first seven bytes.
+		var packedBuf [len(spanBuf)]uint64
+		packed := packedBuf[:len(spans)]
+		for i, s := range spans {
+			packed[i] = s.prefix&^0xff | uint64(i)
+		}
+		slices.Sort(packed)
+		for i, p := range packed {
+			s := spans[p&0xff]
+			fields[i] = field{key: all[s.keyStart:s.keyEnd], value: all[s.keyEnd:s.valueEnd]}
+		}
+		for start := 0; start < len(packed); {
+			end := start + 1
+			for end < len(packed) && packed[end]>>8 == packed[start]>>8 {
+				end++
+			}
+			if end-start > 1 {
+				slices.SortFunc(fields[start:end], func(a, b field) int { return strings.Compare(a.key, b.key) })
+			}
+			start = end
+		}
+	} else {
+		slices.SortFunc(spans, func(a, b span) int { return compareSpans(a, b, decoded) })
+		for i, s := range spans {
+			fields[i] = field{key: all[s.keyStart:s.keyEnd], value: all[s.keyEnd:s.valueEnd]}
 		}
 	}
-	all := string(decoded[:n])
-	fields := make(form, len(spans))
-	for i, s := range spans {
-		fields[i] = field{key: all[s.keyStart:s.keyEnd], value: all[s.keyEnd:s.valueEnd]}
+	for i := 1; i < len(fields); i++ {
+		if fields[i].key == fields[i-1].key {
+			return nil, false, fmt.Errorf("parameter %q appears more than once", truncate([]byte(fields[i].key)))
+		}
 	}
-	return fields, nil
+	return fields, validUTF8, nil
+}
+
+// pairError is why one pair of a form cannot be decoded, worded as before
+// the one-pass decoder: a malformed escape in the name, an empty name, or a
+// malformed escape in the value, checked in that order.
+func pairError(pair []byte) error {
+	rawKey, rawValue := cutByte(pair, '=')
+	scratch := make([]byte, len(pair))
+	keyEnd, err := unescapeInto(scratch, 0, rawKey)
+	if err != nil {
+		return fmt.Errorf("parameter name %q: %w", truncate(rawKey), err)
+	}
+	if keyEnd == 0 {
+		return errors.New("a parameter has an empty name")
+	}
+	if _, err := unescapeInto(scratch, keyEnd, rawValue); err != nil {
+		return fmt.Errorf("parameter %q: %w", truncate(scratch[:keyEnd]), err)
+	}
+	return errors.New("malformed parameter") // unreachable: decodeForm saw an error
 }
 
 // span locates one field in the decoded body. prefix is the first eight bytes
@@ -111,6 +193,14 @@ func keyPrefix(key []byte) uint64 {
 	var p [8]byte
 	copy(p[:], key)
 	return binary.BigEndian.Uint64(p[:])
+}
+
+// compareSpans orders spans by their keys' bytes.
+func compareSpans(a, b span, decoded []byte) int {
+	if a.prefix != b.prefix {
+		return cmp.Compare(a.prefix, b.prefix)
+	}
+	return bytes.Compare(decoded[a.keyStart:a.keyEnd], decoded[b.keyStart:b.keyEnd])
 }
 
 // get returns the value of key, or "" when the notification does not carry it.
@@ -187,6 +277,33 @@ func indexEscape(s []byte) int {
 	}
 	for ; i < len(s); i++ {
 		if s[i] == '%' || s[i] == '+' {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// indexSpecial returns the index of the first '=', '%' or '+' in s, or
+// len(s), eight bytes at a time like indexEscape.
+func indexSpecial(s []byte) int {
+	const (
+		ones    = 0x0101010101010101
+		highs   = 0x8080808080808080
+		equals  = '=' * ones
+		percent = '%' * ones
+		plus    = '+' * ones
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i:])
+		a, b, c := w^equals, w^percent, w^plus
+		if mask := ((a-ones)&^a | (b-ones)&^b | (c-ones)&^c) & highs; mask != 0 {
+			return i + bits.TrailingZeros64(mask)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		switch s[i] {
+		case '=', '%', '+':
 			return i
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
@@ -30,6 +31,7 @@ func fuzzBodies(t testing.TB) []string {
 		"", "&", "=", "a", "a=", "=b", "a=1&&b=2&", "a=1&a=2", "a=%", "a=%4", "a=%zz", "%41=%42",
 		"a=1+2%2B3", "sign=abc&sign_type=RSA2", "a=1;b=2", "a=\x00&b=\xff", "A=1&a=2",
 		"charset=gbk&subject=%B0%D7", "charset=gbk&subject=%FF%FF", "charset=latin1&a=b",
+		"k%E4%B8=%AD", "%E4%B8%AD=%E4%B8%AD&%E4=%B8%AD", "a=%F0%9F%98%80&b=%ED%A0%80", "notify_time=1&notify_type=2&notify_id=3&notify=4",
 	}
 	for _, vec := range loadVectors(t) {
 		bodies = append(bodies, vec.Body)
@@ -51,7 +53,8 @@ func fuzzBodies(t testing.TB) []string {
 	return bodies
 }
 
-// FuzzParseForm: parseForm never panics; what it accepts, url.ParseQuery
+// FuzzParseForm: parseForm (decodeForm) never panics; its UTF-8 verdict is
+// that of every key and value; what it accepts, url.ParseQuery
 // reads the same way (the body has no ';', which ParseQuery refuses); what
 // ParseQuery reads with one value per non-empty key, parseForm accepts; and
 // re-encoding the fields gives a body that parses to the same fields.
@@ -60,7 +63,7 @@ func FuzzParseForm(f *testing.F) {
 		f.Add([]byte(body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fields, err := parseForm(body)
+		fields, validUTF8, err := decodeForm(body)
 		values, qerr := url.ParseQuery(string(body))
 		if err != nil {
 			if qerr == nil && !bytes.ContainsRune(body, ';') && singleValued(values) {
@@ -70,6 +73,13 @@ func FuzzParseForm(f *testing.F) {
 		}
 		if !slices.IsSortedFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) }) {
 			t.Fatal("fields not sorted by key")
+		}
+		everyFieldValid := true
+		for _, fl := range fields {
+			everyFieldValid = everyFieldValid && utf8.ValidString(fl.key) && utf8.ValidString(fl.value)
+		}
+		if validUTF8 != everyFieldValid {
+			t.Fatalf("decodeForm says valid UTF-8 %v, the fields say %v", validUTF8, everyFieldValid)
 		}
 		for i, fl := range fields {
 			if fl.key == "" {

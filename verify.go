@@ -52,11 +52,11 @@ func newNotification(body []byte) (*notification, error) {
 // parse fills n from body; newNotification without the allocation of n, for
 // callers that keep the notification on their stack (Keys.Verify).
 func (n *notification) parse(body []byte) error {
-	raw, err := parseForm(body)
+	raw, validUTF8, err := decodeForm(body)
 	if err != nil {
 		return err
 	}
-	text, err := decodeCharset(raw)
+	text, err := decodeCharset(raw, validUTF8)
 	if err != nil {
 		return err
 	}
@@ -82,10 +82,14 @@ func (n *notification) signed(i int) bool {
 
 // decodeCharset converts the fields to UTF-8 according to the body's charset
 // parameter. A value that is not valid in its charset makes the notification
-// malformed: it can be neither shown nor forwarded faithfully.
-func decodeCharset(raw form) (form, error) {
+// malformed: it can be neither shown nor forwarded faithfully. validUTF8 says
+// whether every key and value is valid UTF-8 (decodeForm knows).
+func decodeCharset(raw form, validUTF8 bool) (form, error) {
 	switch cs := strings.ToLower(raw.get("charset")); cs {
 	case "", "utf-8", "utf8":
+		if validUTF8 {
+			return raw, nil
+		}
 		for _, f := range raw {
 			if !utf8.ValidString(f.key) || !utf8.ValidString(f.value) {
 				return nil, fmt.Errorf("parameter %q is not valid UTF-8 (charset %q)", truncate([]byte(f.key)), cs)
