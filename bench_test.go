@@ -34,11 +34,11 @@ import (
 func benchVector(b *testing.B) (vec vector, key *rsa.PublicKey) {
 	b.Helper()
 	vec = loadVector(b, filepath.Join("testdata", "vectors", "trade-rsa2-production.json"))
-	key, err := parsePublicKey(vec.Key.AlipayPublicKey)
+	parsed, err := parsePublicKey(vec.Key.AlipayPublicKey)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return vec, key
+	return vec, parsed.(*rsa.PublicKey)
 }
 
 func BenchmarkVerify(b *testing.B) {
@@ -65,7 +65,7 @@ func BenchmarkVerify(b *testing.B) {
 	})
 
 	b.Run("plugin", func(b *testing.B) {
-		keys := &Keys{ring: keyRing{{label: "vector", rsa: key}}}
+		keys := &Keys{ring: keyRing{{label: "vector", key: key}}}
 		b.ReportAllocs()
 		for b.Loop() {
 			if err := keys.Verify(body); err != nil {
@@ -163,9 +163,9 @@ func newBenchHandler(b *testing.B, vec vector, forward string) *Handler {
 	b.Helper()
 	h := &Handler{
 		Verifier: Verifier{
-			AppIDs:           []string{vec.AppID},
-			AlipayPublicKeys: []string{vec.Key.AlipayPublicKey},
-			MaxAge:           -1,
+			AppIDs:    []string{vec.AppID},
+			KeySource: KeySource{AlipayPublicKeys: []string{vec.Key.AlipayPublicKey}},
+			MaxAge:    -1,
 		},
 		Forward:        forward,
 		WebhookSecrets: []string{testSecret},

@@ -33,6 +33,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		alipay_public_key <base64 | PEM | path>
 //		alipay_cert       <path>
 //		alipay_root_cert  <path>
+//		app <app_id> {
+//			alipay_public_key <base64 | PEM | path>
+//			alipay_cert       <path>
+//			alipay_root_cert  <path>
+//		}
+//		partner           <2088...>
+//		md5_key           <key>
+//		notify_verify     [<gateway url>]
 //		seller_id         <seller_id>...
 //		forward           <url>
 //		webhook_secret    <whsec_...> [<whsec_...>]
@@ -43,41 +51,24 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_body          <size>
 //	}
 //
-// app_id, seller_id, alipay_public_key, alipay_cert, header_up and
+// app_id, seller_id, alipay_public_key, alipay_cert, app, header_up and
 // forward_status may be repeated and accumulate; the others appear at most
-// once. forward, webhook_secret, app_id and a key (alipay_public_key or
-// alipay_cert) are required.
+// once. forward and webhook_secret are required, and keys: app_id with
+// alipay_public_key or alipay_cert, app blocks, or partner with md5_key.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive's name
-	directive, file, line := d.Val(), d.File(), d.Line()
-	if d.NextArg() {
-		return d.Errf("%s takes no arguments besides a matcher; put its settings in a block", directive)
-	}
-	seen := make(map[string]bool)
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] && !repeatable[name] {
-			return d.Errf("%s: given twice; it may appear only once", name)
-		}
-		seen[name] = true
+	missing, err := parseBlock(d, func(name string) (bool, error) {
 		if handled, err := h.Verifier.unmarshalSubdirective(d, name); handled || err != nil {
-			if err != nil {
-				return err
-			}
-			continue
+			return true, err
 		}
-		if err := h.unmarshalForwarding(d, name); err != nil {
-			return err
-		}
+		return h.unmarshalForwarding(d, name)
+	})
+	if err != nil {
+		return err
 	}
-	missing := func(what string) error {
-		return fmt.Errorf("%s: %s, at %s:%d", directive, what, file, line)
+	if what := h.Verifier.checkComplete(); what != "" {
+		return missing(what)
 	}
 	switch {
-	case len(h.AppIDs) == 0:
-		return missing("app_id is required: the Alipay app ID(s) this endpoint serves")
-	case len(h.AlipayPublicKeys) == 0 && len(h.AlipayCerts) == 0:
-		return missing("a key is required: alipay_public_key (Alipay's public key, not your app's) or alipay_cert")
 	case h.Forward == "":
 		return missing("forward is required: the URL of the upstream that receives verified notifications")
 	case len(h.WebhookSecrets) == 0:
@@ -86,32 +77,92 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// parseBlock reads a directive and its block: no arguments besides a
+// matcher, each subdirective once unless repeatable, an unknown one an
+// error. It returns a function that makes an error pointing at the
+// directive's line, for what the block as a whole lacks.
+func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled bool, err error)) (func(string) error, error) {
+	d.Next() // the directive's name
+	directive, file, line := d.Val(), d.File(), d.Line()
+	if d.NextArg() {
+		return nil, d.Errf("%s takes no arguments besides a matcher; put its settings in a block", directive)
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] && !repeatable[name] {
+			return nil, d.Errf("%s: given twice; it may appear only once", name)
+		}
+		seen[name] = true
+		handled, err := subdirective(name)
+		if err != nil {
+			return nil, err
+		}
+		if !handled {
+			return nil, d.Errf("unknown subdirective %q (see the README for the list of %s subdirectives)", name, directive)
+		}
+	}
+	return func(what string) error {
+		return fmt.Errorf("%s: %s, at %s:%d", directive, what, file, line)
+	}, nil
+}
+
 // repeatable subdirectives accumulate; every other one may appear once.
 var repeatable = map[string]bool{
 	"app_id": true, "seller_id": true, "alipay_public_key": true, "alipay_cert": true,
-	"header_up": true, "forward_status": true,
+	"app": true, "header_up": true, "forward_status": true,
+}
+
+// checkComplete reports, in words, what a Verifier parsed from a Caddyfile
+// lacks to verify anything; "" when nothing.
+func (v *Verifier) checkComplete() string {
+	hasTopKeys := !v.KeySource.empty()
+	legacy := v.Partner != "" || v.MD5Key != ""
+	switch {
+	case hasTopKeys && len(v.AppIDs) == 0:
+		return "app_id is required: the Alipay app ID(s) this endpoint serves"
+	case len(v.AppIDs) > 0 && !hasTopKeys:
+		return "a key is required: alipay_public_key (Alipay's public key, not your app's) or alipay_cert"
+	case !hasTopKeys && len(v.Apps) == 0 && !legacy:
+		return "app_id with a key (alipay_public_key or alipay_cert), app blocks, or partner with md5_key is required"
+	case legacy && (v.Partner == "" || v.MD5Key == ""):
+		return "partner and md5_key go together: legacy MD5 notifications need both"
+	}
+	return ""
 }
 
 // unmarshalSubdirective parses the subdirectives shared with every directive
 // that verifies Alipay signatures. handled is false for other names.
 func (v *Verifier) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (handled bool, err error) {
+	if handled, err := v.KeySource.unmarshalSubdirective(d, name); handled {
+		return true, err
+	}
 	switch name {
 	case "app_id":
 		v.AppIDs, err = appendArgs(d, v.AppIDs)
+	case "app":
+		var app App
+		if app, err = unmarshalApp(d); err == nil {
+			v.Apps = append(v.Apps, app)
+		}
+	case "partner":
+		v.Partner, err = singleArg(d)
+	case "md5_key":
+		v.MD5Key, err = singleArg(d)
+	case "notify_verify":
+		switch args := d.RemainingArgs(); len(args) {
+		case 0:
+			v.NotifyVerify = defaultNotifyGateway
+		case 1:
+			v.NotifyVerify = args[0]
+			if err := checkHTTPURL("notify_verify", args[0]); err != nil {
+				return true, d.Err(err.Error())
+			}
+		default:
+			return true, d.Errf("notify_verify takes at most one gateway URL, got %d", len(args))
+		}
 	case "seller_id":
 		v.SellerIDs, err = appendArgs(d, v.SellerIDs)
-	case "alipay_public_key":
-		var key string
-		if key, err = singleArg(d); err == nil {
-			err = checkLiteralKey(d, key)
-			v.AlipayPublicKeys = append(v.AlipayPublicKeys, key)
-		}
-	case "alipay_cert":
-		var path string
-		path, err = singleArg(d)
-		v.AlipayCerts = append(v.AlipayCerts, path)
-	case "alipay_root_cert":
-		v.AlipayRootCert, err = singleArg(d)
 	case "max_age":
 		v.MaxAge, err = parseMaxAge(d)
 	case "max_body":
@@ -122,39 +173,89 @@ func (v *Verifier) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (h
 	return true, err
 }
 
+// unmarshalSubdirective parses the key subdirectives, at the top level or
+// in an app block.
+func (k *KeySource) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (handled bool, err error) {
+	switch name {
+	case "alipay_public_key":
+		var key string
+		if key, err = singleArg(d); err == nil {
+			err = checkLiteralKey(d, key)
+			k.AlipayPublicKeys = append(k.AlipayPublicKeys, key)
+		}
+	case "alipay_cert":
+		var path string
+		path, err = singleArg(d)
+		k.AlipayCerts = append(k.AlipayCerts, path)
+	case "alipay_root_cert":
+		if k.AlipayRootCert != "" {
+			return true, d.Errf("alipay_root_cert: given twice; it may appear only once")
+		}
+		k.AlipayRootCert, err = singleArg(d)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// unmarshalApp parses "app <app_id> { keys }".
+func unmarshalApp(d *caddyfile.Dispenser) (App, error) {
+	var app App
+	if !d.NextArg() {
+		return app, d.Errf("app needs the app_id, e.g. app 2021000000000000 { alipay_public_key ... }")
+	}
+	app.AppID = d.Val()
+	if d.NextArg() {
+		return app, d.Errf("app takes one app_id and a block of keys")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		handled, err := app.KeySource.unmarshalSubdirective(d, name)
+		if err != nil {
+			return app, err
+		}
+		if !handled {
+			return app, d.Errf("%q in app %s: an app block holds only alipay_public_key, alipay_cert and alipay_root_cert; policy goes at the top level", name, app.AppID)
+		}
+	}
+	if app.KeySource.empty() {
+		return app, d.Errf("app %s: no key; give alipay_public_key or alipay_cert in its block", app.AppID)
+	}
+	return app, nil
+}
+
 // unmarshalForwarding parses the subdirectives about the upstream.
-func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) error {
-	var err error
+func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (handled bool, err error) {
 	switch name {
 	case "forward":
 		if h.Forward, err = singleArg(d); err == nil && !hasPlaceholder(h.Forward) {
-			if err = checkForwardURL(h.Forward); err != nil {
-				return d.Err(err.Error())
+			if err = checkHTTPURL("forward", h.Forward); err != nil {
+				return true, d.Err(err.Error())
 			}
 		}
 	case "webhook_secret":
 		h.WebhookSecrets = d.RemainingArgs()
 		if len(h.WebhookSecrets) == 0 || len(h.WebhookSecrets) > 2 {
-			return d.Errf("webhook_secret takes one or two secrets (the current one and the next), got %d", len(h.WebhookSecrets))
+			return true, d.Errf("webhook_secret takes one or two secrets (the current one and the next), got %d", len(h.WebhookSecrets))
 		}
 		for i, secret := range h.WebhookSecrets {
 			if hasPlaceholder(secret) {
 				continue
 			}
 			if _, err := parseWebhookSecret(secret); err != nil {
-				return d.Errf("webhook_secret #%d: %v", i+1, err)
+				return true, d.Errf("webhook_secret #%d: %v", i+1, err)
 			}
 		}
 	case "timeout":
 		var dur caddy.Duration
 		if dur, err = parseDuration(d); err == nil && dur <= 0 {
-			return d.Errf("timeout must be positive, got %s", d.Val())
+			return true, d.Errf("timeout must be positive, got %s", d.Val())
 		}
 		h.Timeout = dur
 	case "header_up":
 		args := d.RemainingArgs()
 		if len(args) != 2 {
-			return d.Errf("header_up takes a field name and a value, e.g. header_up Authorization \"Bearer {env.TOKEN}\"")
+			return true, d.Errf("header_up takes a field name and a value, e.g. header_up Authorization \"Bearer {env.TOKEN}\"")
 		}
 		if h.HeaderUp == nil {
 			h.HeaderUp = make(map[string][]string)
@@ -163,9 +264,9 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) error
 	case "forward_status":
 		h.ForwardStatus, err = appendArgs(d, h.ForwardStatus)
 	default:
-		return d.Errf("unknown subdirective %q (see the README for the list of alipay_notify subdirectives)", name)
+		return false, nil
 	}
-	return err
+	return true, err
 }
 
 func appendArgs(d *caddyfile.Dispenser, list []string) ([]string, error) {

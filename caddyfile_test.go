@@ -29,7 +29,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			name:  "minimal",
 			input: "alipay_notify {\n" + minimal + "}",
 			want: Handler{
-				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, AlipayPublicKeys: []string{line}},
+				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, KeySource: KeySource{AlipayPublicKeys: []string{line}}},
 				Forward:        "http://127.0.0.1:8080/hook",
 				WebhookSecrets: []string{testSecret},
 			},
@@ -56,13 +56,15 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}`,
 			want: Handler{
 				Verifier: Verifier{
-					AppIDs:           []string{"2021000000000001", "2021000000000002", "2021000000000003"},
-					AlipayPublicKeys: []string{"{file./etc/alipay/key.txt}", "/etc/alipay/old.txt"},
-					AlipayCerts:      []string{"/etc/alipay/alipayCertPublicKey_RSA2.crt"},
-					AlipayRootCert:   "{env.ROOT}",
-					SellerIDs:        []string{"2088000000000001"},
-					MaxAge:           caddy.Duration(25 * time.Hour),
-					MaxBody:          16 * 1024,
+					AppIDs: []string{"2021000000000001", "2021000000000002", "2021000000000003"},
+					KeySource: KeySource{
+						AlipayPublicKeys: []string{"{file./etc/alipay/key.txt}", "/etc/alipay/old.txt"},
+						AlipayCerts:      []string{"/etc/alipay/alipayCertPublicKey_RSA2.crt"},
+						AlipayRootCert:   "{env.ROOT}",
+					},
+					SellerIDs: []string{"2088000000000001"},
+					MaxAge:    caddy.Duration(25 * time.Hour),
+					MaxBody:   16 * 1024,
 				},
 				Forward:        "https://backend.internal/hooks/alipay",
 				WebhookSecrets: []string{"{env.SECRET}", testSecret},
@@ -75,7 +77,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			name:  "max_age off",
 			input: "alipay_notify {\n" + minimal + "max_age off\n}",
 			want: Handler{
-				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, AlipayPublicKeys: []string{line}, MaxAge: -1},
+				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, KeySource: KeySource{AlipayPublicKeys: []string{line}}, MaxAge: -1},
 				Forward:        "http://127.0.0.1:8080/hook",
 				WebhookSecrets: []string{testSecret},
 			},

@@ -92,8 +92,8 @@ func notifyCaddyfile(t *testing.T, listen, admin string, routes ...notifyRoute) 
 	return b.String()
 }
 
-// signedNotification is a genuine notification with its own notify_id.
-func signedNotification(t testing.TB, notifyID string) string {
+// genuineNotification is a genuine notification with its own notify_id.
+func genuineNotification(t testing.TB, notifyID string) string {
 	return encodeForm(signed(t, testKey(t, "alipay"), set(tradeParams(testAppID, time.Now()), "notify_id", notifyID), false))
 }
 
@@ -201,7 +201,7 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			id := fmt.Sprintf("fault-%02d", i)
-			status, answer, _ := postNotification(t, "http://"+listen+tc.path, signedNotification(t, id))
+			status, answer, _ := postNotification(t, "http://"+listen+tc.path, genuineNotification(t, id))
 			if status != tc.status || answer != tc.answer {
 				t.Errorf("answer %d %q, want %d %q", status, answer, tc.status, tc.answer)
 			}
@@ -283,7 +283,7 @@ func TestReloadWithNotificationsInFlight(t *testing.T) {
 	results := make(chan result, n)
 	for i := range n {
 		id := fmt.Sprintf("reload-%02d", i)
-		body := signedNotification(t, id)
+		body := genuineNotification(t, id)
 		go func() {
 			req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/alipay/notify", strings.NewReader(body))
 			req.Header.Set("Content-Type", alipayFormType)
@@ -358,7 +358,7 @@ func TestReloadWithNotificationsInFlight(t *testing.T) {
 		t.Fatalf("caddy reload: %v\n%s", err, out)
 	}
 	id := "reload-after"
-	status, answer, _ := postNotification(t, "http://"+listen+"/alipay/notify", signedNotification(t, id))
+	status, answer, _ := postNotification(t, "http://"+listen+"/alipay/notify", genuineNotification(t, id))
 	if status != 200 || answer != "success" || slow.count(id) != 1 {
 		t.Fatalf("after the reloads: %d %q, upstream hits %d", status, answer, slow.count(id))
 	}

@@ -157,7 +157,7 @@ type webhookSigner [][]byte
 func parseWebhookSecret(secret string) ([]byte, error) {
 	encoded, ok := strings.CutPrefix(secret, "whsec_")
 	if !ok {
-		return nil, errors.New(`must start with "whsec_" (generate one with: openssl rand -base64 32 | sed 's/^/whsec_/')`)
+		return nil, errors.New(`must start with "whsec_" (generate one with: caddy alipay-notify webhook-secret)`)
 	}
 	key, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {

@@ -2,6 +2,7 @@ package alipaynotify
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/url"
 	"os"
@@ -152,7 +153,7 @@ func FuzzVerify(f *testing.F) {
 	verified := 0
 	for _, body := range fuzzBodies(f) {
 		f.Add([]byte(body))
-		if n, m, ref := v.check([]byte(body)); ref == nil {
+		if n, m, ref := v.check(context.Background(), []byte(body)); ref == nil {
 			genuine[m.rule+"\x00"+string(n.signedContent(m.rule))] = true
 			verified++
 		}
@@ -161,7 +162,7 @@ func FuzzVerify(f *testing.F) {
 		f.Fatalf("%d seeds verify, want 8", verified)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		n, m, ref := v.check(body)
+		n, m, ref := v.check(context.Background(), body)
 		if ref != nil {
 			if ref.status != 400 && ref.status != 403 {
 				t.Fatalf("refusal with status %d: %s", ref.status, ref.reason)

@@ -68,14 +68,18 @@ func testPublicKeyLine(t testing.TB, name string) string {
 // alipayString builds the string Alipay signs: parameters sorted by key,
 // blank values and sign left out, sign_type left out unless v2.
 func alipayString(params []kv, v2 bool) string {
-	var parts []string
+	var kept []kv
 	for _, p := range params {
 		if p.k == "sign" || (p.k == "sign_type" && !v2) || strings.TrimSpace(p.v) == "" {
 			continue
 		}
-		parts = append(parts, p.k+"="+p.v)
+		kept = append(kept, p)
 	}
-	sort.Strings(parts)
+	sort.Slice(kept, func(i, j int) bool { return kept[i].k < kept[j].k })
+	parts := make([]string, len(kept))
+	for i, p := range kept {
+		parts[i] = p.k + "=" + p.v
+	}
 	return strings.Join(parts, "&")
 }
 

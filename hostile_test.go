@@ -48,8 +48,8 @@ func handlerServer(t *testing.T, upstream string, configure func(*Handler)) stri
 	t.Helper()
 	h := &Handler{
 		Verifier: Verifier{
-			AppIDs:           []string{testAppID},
-			AlipayPublicKeys: []string{testPublicKeyLine(t, "alipay")},
+			AppIDs:    []string{testAppID},
+			KeySource: KeySource{AlipayPublicKeys: []string{testPublicKeyLine(t, "alipay")}},
 		},
 		Forward:        upstream,
 		WebhookSecrets: []string{testSecret},

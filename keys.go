@@ -1,9 +1,10 @@
 package alipaynotify
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/md5"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
@@ -12,6 +13,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
 )
 
 // wrongKeyHint ends the log line of a signature that verifies with no key:
@@ -23,8 +27,8 @@ const wrongKeyHint = "if every notification fails, check that alipay_public_key 
 
 // parsePublicKey reads an alipay_public_key value: one line of base64 as the
 // open platform console shows it, a PEM block, or the path of a file holding
-// either.
-func parsePublicKey(value string) (*rsa.PublicKey, error) {
+// either. The key is RSA (sign_type RSA and RSA2) or SM2 (sign_type SM2).
+func parsePublicKey(value string) (crypto.PublicKey, error) {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return nil, errors.New("empty key")
@@ -33,7 +37,12 @@ func parsePublicKey(value string) (*rsa.PublicKey, error) {
 		return parsePEMPublicKey([]byte(value))
 	}
 	if der, err := decodeBase64Loose(value); err == nil && !fileExists(value) {
-		return parseDERPublicKey(der)
+		key, err := parseDERPublicKey(der)
+		if err != nil && len(value) < 128 {
+			// Too short for a key: more likely a path to a missing file.
+			return nil, fmt.Errorf("%w (if %q is a file path: no such file)", err, value)
+		}
+		return key, err
 	}
 	data, err := os.ReadFile(value)
 	if err != nil {
@@ -61,7 +70,7 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-func parsePEMPublicKey(data []byte) (*rsa.PublicKey, error) {
+func parsePEMPublicKey(data []byte) (crypto.PublicKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("malformed PEM block")
@@ -70,7 +79,7 @@ func parsePEMPublicKey(data []byte) (*rsa.PublicKey, error) {
 	case block.Type == "PUBLIC KEY":
 		return parseDERPublicKey(block.Bytes)
 	case block.Type == "RSA PUBLIC KEY":
-		key, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		key, err := smx509.ParsePKCS1PublicKey(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("malformed RSA PUBLIC KEY block: %w", err)
 		}
@@ -87,29 +96,40 @@ func parsePEMPublicKey(data []byte) (*rsa.PublicKey, error) {
 var errPrivateKey = errors.New("this is a private key, which must never leave your server: " +
 	"use Alipay's public key (支付宝公钥) from the open platform console")
 
-func parseDERPublicKey(der []byte) (*rsa.PublicKey, error) {
-	key, err := x509.ParsePKIXPublicKey(der)
+func parseDERPublicKey(der []byte) (crypto.PublicKey, error) {
+	key, err := smx509.ParsePKIXPublicKey(der)
 	if err != nil {
-		if _, perr := x509.ParsePKCS8PrivateKey(der); perr == nil {
+		if _, perr := smx509.ParsePKCS8PrivateKey(der); perr == nil {
 			return nil, errPrivateKey
 		}
-		if _, perr := x509.ParsePKCS1PrivateKey(der); perr == nil {
+		if _, perr := smx509.ParsePKCS1PrivateKey(der); perr == nil {
 			return nil, errPrivateKey
 		}
 		return nil, fmt.Errorf("not an X.509 public key: %w", err)
 	}
-	rsaKey, ok := key.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, but Alipay signs with RSA keys", key)
+	return checkKeyType(key)
+}
+
+// checkKeyType accepts the key types Alipay signs with: RSA, and SM2 (an
+// elliptic-curve key on the SM2 curve).
+func checkKeyType(key any) (crypto.PublicKey, error) {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return k, nil
+	case *ecdsa.PublicKey:
+		if sm2.IsSM2PublicKey(k) {
+			return k, nil
+		}
 	}
-	return rsaKey, nil
+	return nil, fmt.Errorf("a %T, but Alipay signs with RSA or SM2 keys", key)
 }
 
 // alipayCert is a certificate-mode key: the leaf of alipayCertPublicKey_RSA2.crt
 // and the intermediates that follow it in the same file.
 type alipayCert struct {
-	leaf          *x509.Certificate
-	intermediates []*x509.Certificate
+	leaf          *smx509.Certificate
+	intermediates []*smx509.Certificate
+	key           crypto.PublicKey
 }
 
 // loadAlipayCert reads an alipay_cert value: a path, or PEM text (as a
@@ -122,15 +142,16 @@ func loadAlipayCert(value string) (alipayCert, error) {
 	if len(certs) == 0 {
 		return alipayCert{}, errors.New("no certificate in it")
 	}
-	if _, ok := certs[0].PublicKey.(*rsa.PublicKey); !ok {
-		return alipayCert{}, fmt.Errorf("certificate %q holds a %T, want an RSA key", certs[0].Subject.CommonName, certs[0].PublicKey)
+	key, err := checkKeyType(certs[0].PublicKey)
+	if err != nil {
+		return alipayCert{}, fmt.Errorf("certificate %q: %w", certs[0].Subject.CommonName, err)
 	}
-	return alipayCert{leaf: certs[0], intermediates: certs[1:]}, nil
+	return alipayCert{leaf: certs[0], intermediates: certs[1:], key: key}, nil
 }
 
-// readCertificates parses every CERTIFICATE block of a path or PEM text,
-// skipping those Go cannot parse: alipayRootCert.crt holds an SM2 root.
-func readCertificates(value string) ([]*x509.Certificate, error) {
+// readCertificates parses every CERTIFICATE block of a path or PEM text (RSA
+// and SM2 certificates both parse), skipping blocks that do not parse.
+func readCertificates(value string) ([]*smx509.Certificate, error) {
 	data := []byte(value)
 	if !strings.HasPrefix(strings.TrimSpace(value), "-----BEGIN") {
 		var err error
@@ -138,7 +159,7 @@ func readCertificates(value string) ([]*x509.Certificate, error) {
 			return nil, err
 		}
 	}
-	var certs []*x509.Certificate
+	var certs []*smx509.Certificate
 	blocks := 0
 	for {
 		var block *pem.Block
@@ -150,9 +171,9 @@ func readCertificates(value string) ([]*x509.Certificate, error) {
 			continue
 		}
 		blocks++
-		cert, err := x509.ParseCertificate(block.Bytes)
+		cert, err := smx509.ParseCertificate(block.Bytes)
 		if err != nil {
-			continue // e.g. the SM2 root in alipayRootCert.crt
+			continue // a root in an algorithm this build cannot check
 		}
 		certs = append(certs, cert)
 	}
@@ -166,7 +187,7 @@ func readCertificates(value string) ([]*x509.Certificate, error) {
 // one of roots, through its own intermediates if needed. Alipay's roots are
 // old and some sign with SHA-1, which Certificate.CheckSignature still
 // accepts (CheckSignatureFrom does not).
-func (c alipayCert) chainsTo(roots []*x509.Certificate) error {
+func (c alipayCert) chainsTo(roots []*smx509.Certificate) error {
 	current := c.leaf
 	for range len(c.intermediates) + 1 {
 		for _, root := range roots {
@@ -184,7 +205,7 @@ func (c alipayCert) chainsTo(roots []*x509.Certificate) error {
 		c.leaf.Subject.String(), c.leaf.Issuer.String())
 }
 
-func findIssuer(cert *x509.Certificate, candidates []*x509.Certificate) *x509.Certificate {
+func findIssuer(cert *smx509.Certificate, candidates []*smx509.Certificate) *smx509.Certificate {
 	for _, candidate := range candidates {
 		if candidate != cert && signedBy(cert, candidate) {
 			return candidate
@@ -193,7 +214,7 @@ func findIssuer(cert *x509.Certificate, candidates []*x509.Certificate) *x509.Ce
 	return nil
 }
 
-func signedBy(cert, parent *x509.Certificate) bool {
+func signedBy(cert, parent *smx509.Certificate) bool {
 	return parent.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil
 }
 

@@ -1,6 +1,7 @@
 package alipaynotify
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/rsa"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -53,7 +55,7 @@ func TestPublicKeyForms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !key.Equal(&rsaKey.PublicKey) {
+			if !rsaKey.PublicKey.Equal(key) {
 				t.Fatal("parsed another key")
 			}
 		})
@@ -189,7 +191,7 @@ func TestCertificateMode(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.WarnLevel)
-			v := &Verifier{AppIDs: []string{testAppID}, AlipayCerts: []string{tc.cert}, AlipayRootCert: tc.root}
+			v := &Verifier{AppIDs: []string{testAppID}, KeySource: KeySource{AlipayCerts: []string{tc.cert}, AlipayRootCert: tc.root}}
 			err := v.provision(zap.New(core))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -203,7 +205,7 @@ func TestCertificateMode(t *testing.T) {
 			if warned := logs.FilterMessageSnippet("expired").Len() > 0; warned != tc.wantWarn {
 				t.Errorf("expiry warning %v, want %v", warned, tc.wantWarn)
 			}
-			_, m, ref := v.check([]byte(signedBody))
+			_, m, ref := v.check(context.Background(), []byte(signedBody))
 			if ref != nil {
 				t.Fatalf("refused: %s", ref.reason)
 			}
@@ -211,7 +213,7 @@ func TestCertificateMode(t *testing.T) {
 				t.Errorf("key label %q", m.key)
 			}
 			forged := encodeForm(signed(t, testKey(t, "app"), tradeParams(testAppID, time.Now()), false))
-			if _, _, ref := v.check([]byte(forged)); ref == nil || ref.status != http.StatusForbidden {
+			if _, _, ref := v.check(context.Background(), []byte(forged)); ref == nil || ref.status != http.StatusForbidden {
 				t.Fatalf("forged notification: want 403, got %+v", ref)
 			}
 		})
@@ -222,7 +224,11 @@ func TestCertificateSerialNumber(t *testing.T) {
 	ca := newTestCA(t, "ca", "Test Alipay Root")
 	leaf := ca.issue("alipay", 123456789, time.Now().Add(time.Hour), false)
 	sum := md5.Sum([]byte("CN=Test Alipay Root,O=Test Alipay,C=CN" + "123456789"))
-	if got, want := (alipayCert{leaf: leaf}).serialNumber(), hex.EncodeToString(sum[:]); got != want {
+	parsed, err := smx509.ParseCertificate(leaf.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := (alipayCert{leaf: parsed}).serialNumber(), hex.EncodeToString(sum[:]); got != want {
 		t.Fatalf("SN %s, want %s", got, want)
 	}
 }
@@ -230,16 +236,18 @@ func TestCertificateSerialNumber(t *testing.T) {
 func TestCertificateAndKeysTogether(t *testing.T) {
 	ca := newTestCA(t, "ca", "Test Alipay Root")
 	v := &Verifier{
-		AppIDs:           []string{testAppID},
-		AlipayPublicKeys: []string{testPublicKeyLine(t, "alipay2")},
-		AlipayCerts:      []string{ca.write("leaf.crt", ca.issue("alipay", 3, time.Now().Add(time.Hour), false))},
+		AppIDs: []string{testAppID},
+		KeySource: KeySource{
+			AlipayPublicKeys: []string{testPublicKeyLine(t, "alipay2")},
+			AlipayCerts:      []string{ca.write("leaf.crt", ca.issue("alipay", 3, time.Now().Add(time.Hour), false))},
+		},
 	}
 	if err := v.provision(zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"alipay", "alipay2"} {
 		body := encodeForm(signed(t, testKey(t, key), tradeParams(testAppID, time.Now()), false))
-		if _, _, ref := v.check([]byte(body)); ref != nil {
+		if _, _, ref := v.check(context.Background(), []byte(body)); ref != nil {
 			t.Errorf("signed by %s: refused: %s", key, ref.reason)
 		}
 	}

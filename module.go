@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,7 +45,8 @@ type Handler struct {
 	Verifier
 
 	// Forward is the upstream URL (http or https) that receives each verified
-	// notification as a Standard Webhooks POST. Required.
+	// notification as a Standard Webhooks POST. Accepts placeholders such as
+	// {env.*}. Required.
 	Forward string `json:"forward,omitempty"`
 
 	// WebhookSecrets are the Standard Webhooks secrets ("whsec_" + base64 of
@@ -73,6 +73,7 @@ type Handler struct {
 	ForwardStatus []string `json:"forward_status,omitempty"`
 
 	forwarder *forwarder
+	metrics   *metrics
 	logger    *zap.Logger
 }
 
@@ -88,13 +89,22 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // upstream client.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	timeout := time.Duration(h.Timeout)
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	h.Verifier.gatewayTimeout = timeout
 	if err := h.Verifier.provision(h.logger); err != nil {
 		return err
 	}
 	if h.Forward == "" {
 		return errors.New("forward is required: the URL of the upstream that receives verified notifications")
 	}
-	if err := checkForwardURL(h.Forward); err != nil {
+	forward, err := caddy.NewReplacer().ReplaceOrErr(h.Forward, true, true)
+	if err != nil {
+		return fmt.Errorf("forward: %w", err)
+	}
+	if err := checkHTTPURL("forward", forward); err != nil {
 		return err
 	}
 	signer, err := h.provisionSecrets()
@@ -105,19 +115,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	timeout := time.Duration(h.Timeout)
-	if timeout <= 0 {
-		timeout = defaultTimeout
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
 	}
-	h.forwarder = newForwarder(h.Forward, headers, timeout, signer)
-	return nil
-}
-
-func checkForwardURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("forward %q: want an absolute http:// or https:// URL", raw)
-	}
+	h.forwarder = newForwarder(forward, headers, timeout, signer)
 	return nil
 }
 
@@ -181,84 +182,128 @@ func (h *Handler) Cleanup() error {
 // Alipay must be exactly "success" or "fail", not an error page.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	start := time.Now()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(w, start, nil, refuse(http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method %s, notifications are POSTed", r.Method))
-		return nil
-	}
-	body, ref := readBody(r, h.maxBody)
-	if ref != nil {
-		h.refuse(w, start, nil, ref)
-		return nil
-	}
-	n, m, ref := h.check(body)
-	if ref != nil {
-		h.refuse(w, start, n, ref)
-		return nil
-	}
-	if status := n.get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
-		h.logger.Info("notification verified, not forwarded: trade_status not in forward_status",
-			notificationFields(n, zap.String("outcome", outcomeFiltered), zap.String("rule", m.rule), zap.String("key", m.key), zap.Duration("duration", time.Since(start)))...)
-		answer(w, http.StatusOK, answerSuccess)
-		return nil
-	}
-	h.forward(w, r, start, n, m)
+	res := h.handle(r)
+	res.fields = append(res.fields, zap.Duration("duration", time.Since(start)))
+	h.finish(w, r, res)
 	return nil
 }
 
-// forward sends the verified notification upstream and answers Alipay with
+// result is how one notification ended: the answer to Alipay, and what is
+// logged, counted and exposed as placeholders.
+type result struct {
+	status  int
+	outcome string
+	n       *notification // nil when the body was not parsed
+	message string
+	level   zapcore.Level
+	fields  []zap.Field
+	debug   []zap.Field // details of a refusal, logged at DEBUG
+}
+
+func (h *Handler) handle(r *http.Request) result {
+	if r.Method != http.MethodPost {
+		return refused(nil, refuse(http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method %s, notifications are POSTed", r.Method))
+	}
+	body, ref := readBody(r, h.maxBody)
+	if ref != nil {
+		return refused(nil, ref)
+	}
+	verifyStart := time.Now()
+	n, m, ref := h.check(r.Context(), body)
+	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
+	if ref != nil {
+		return refused(n, ref)
+	}
+	fields := []zap.Field{zap.String("rule", m.rule), zap.String("key", m.key)}
+	if status := n.get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
+		return result{status: http.StatusOK, outcome: outcomeFiltered, n: n, level: zapcore.InfoLevel,
+			message: "notification verified, not forwarded: trade_status not in forward_status", fields: fields}
+	}
+	return h.forward(r, n, fields)
+}
+
+// forward sends the verified notification upstream; the answer to Alipay is
 // what the upstream did.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, start time.Time, n *notification, m match) {
+func (h *Handler) forward(r *http.Request, n *notification, fields []zap.Field) result {
 	at, ok, _ := n.signedTime() // already validated by checkPolicy
 	if !ok {
-		at = start
+		at = time.Now()
 	}
-	result := h.forwarder.send(r.Context(), n.webhookID(), n.webhookBody(at))
-	fields := notificationFields(n,
-		zap.String("rule", m.rule),
-		zap.String("key", m.key),
-		zap.Int("upstream_status", result.status),
-		zap.Duration("upstream_duration", result.duration),
-		zap.Duration("duration", time.Since(start)),
-	)
+	sent := h.forwarder.send(r.Context(), n.webhookID(), n.webhookBody(at))
+	h.metrics.upstreamDuration.Observe(sent.duration.Seconds())
+	fields = append(fields, zap.Int("upstream_status", sent.status), zap.Duration("upstream_duration", sent.duration))
+	if sent.err != nil {
+		fields = append(fields, zap.Error(sent.err))
+	}
 	switch {
-	case result.accepted():
-		h.logger.Info("notification forwarded", append(fields, zap.String("outcome", outcomeForwarded))...)
-		answer(w, http.StatusOK, answerSuccess)
-	case result.timedOut:
-		h.logger.Warn("upstream did not answer within timeout; Alipay will retry",
-			append(fields, zap.String("outcome", outcomeUpstreamTimeout), zap.Duration("timeout", h.forwarder.timeout), zap.Error(result.err))...)
-		answer(w, http.StatusGatewayTimeout, answerFail)
+	case sent.accepted():
+		return result{status: http.StatusOK, outcome: outcomeForwarded, n: n, level: zapcore.InfoLevel,
+			message: "notification forwarded", fields: fields}
+	case sent.timedOut:
+		return result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, n: n, level: zapcore.WarnLevel,
+			message: "upstream did not answer within timeout; Alipay will retry",
+			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))}
+	case sent.err != nil:
+		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
+			message: "upstream unreachable; Alipay will retry", fields: fields}
 	default:
-		reason := "upstream did not accept the notification; Alipay will retry"
-		if result.err != nil {
-			fields = append(fields, zap.Error(result.err))
-			reason = "upstream unreachable; Alipay will retry"
-		}
-		h.logger.Warn(reason, append(fields, zap.String("outcome", outcomeUpstreamError))...)
-		answer(w, http.StatusBadGateway, answerFail)
+		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
+			message: "upstream did not accept the notification; Alipay will retry", fields: fields}
 	}
 }
 
-// refuse answers a refused request "fail" and logs why at WARN, with the
-// signed string at DEBUG for signature failures.
-func (h *Handler) refuse(w http.ResponseWriter, start time.Time, n *notification, ref *refusal) {
-	fields := []zap.Field{zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status)}
-	if n != nil {
-		fields = notificationFields(n, fields...)
+func refused(n *notification, ref *refusal) result {
+	return result{status: ref.status, outcome: ref.outcome, n: n, level: zapcore.WarnLevel,
+		message: "notification refused", fields: []zap.Field{zap.String("reason", ref.reason), zap.Int("status", ref.status)},
+		debug: ref.fields}
+}
+
+// finish counts, exposes, logs and answers a result: placeholders are set
+// before the answer is written, so that deferred header operations see them.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
+	h.metrics.notifications.WithLabelValues(res.outcome).Inc()
+	exposeResult(r, res)
+	if ce := h.logger.Check(res.level, res.message); ce != nil {
+		ce.Write(append(notificationFields(res.n, zap.String("outcome", res.outcome)), res.fields...)...)
 	}
-	fields = append(fields, zap.Duration("duration", time.Since(start)))
-	h.logger.Warn("notification refused", fields...)
-	if len(ref.fields) > 0 {
+	if len(res.debug) > 0 {
 		if ce := h.logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
-			ce.Write(append(ref.fields, zap.String("notify_id", notifyID(n)))...)
+			ce.Write(append(res.debug, zap.String("notify_id", res.n.get("notify_id")))...)
 		}
 	}
-	answer(w, ref.status, answerFail)
+	if res.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	body := answerFail
+	if res.status == http.StatusOK {
+		body = answerSuccess
+	}
+	answer(w, res.status, body)
+}
+
+// placeholderFields are the notification fields exposed as
+// {http.alipay_notify.<field>} after handling.
+var placeholderFields = []string{"notify_id", "out_trade_no", "trade_status", "app_id"}
+
+// exposeResult sets the {http.alipay_notify.*} placeholders and adds the
+// outcome and notify_id to Caddy's access log entry.
+func exposeResult(r *http.Request, res result) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.alipay_notify.outcome", res.outcome)
+		for _, name := range placeholderFields {
+			repl.Set("http.alipay_notify."+name, res.n.get(name))
+		}
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", res.n.get("notify_id"))))
+	}
 }
 
 // notificationFields are the fields that identify a notification in logs.
 func notificationFields(n *notification, extra ...zap.Field) []zap.Field {
+	if n == nil {
+		return extra
+	}
 	fields := make([]zap.Field, 0, 4+len(extra))
 	fields = append(fields,
 		zap.String("notify_id", n.get("notify_id")),
@@ -267,13 +312,6 @@ func notificationFields(n *notification, extra ...zap.Field) []zap.Field {
 		zap.String("trade_status", n.get("trade_status")),
 	)
 	return append(fields, extra...)
-}
-
-func notifyID(n *notification) string {
-	if n == nil {
-		return ""
-	}
-	return n.get("notify_id")
 }
 
 // readBody reads at most limit bytes of the body; a longer body is a 413.

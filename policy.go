@@ -1,70 +1,121 @@
 package alipaynotify
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/emmansun/gmsm/smx509"
 	"go.uber.org/zap"
 )
 
-// Outcomes of a notification: the log field "outcome" and, later, a metrics
-// label. A small fixed set, so that it stays low-cardinality.
+// Outcomes of a notification: the log field "outcome" and the metrics label.
+// A small fixed set, so that it stays low-cardinality.
 const (
-	outcomeForwarded        = "forwarded"
-	outcomeFiltered         = "filtered"
-	outcomeMethodNotAllowed = "method_not_allowed"
-	outcomeTooLarge         = "too_large"
-	outcomeBadRequest       = "bad_request"
-	outcomeBadSignature     = "bad_signature"
-	outcomeAppRefused       = "app_refused"
-	outcomeSellerRefused    = "seller_refused"
-	outcomeStale            = "stale"
-	outcomeUpstreamError    = "upstream_error"
-	outcomeUpstreamTimeout  = "upstream_timeout"
+	outcomeForwarded          = "forwarded"
+	outcomeFiltered           = "filtered"
+	outcomeMethodNotAllowed   = "method_not_allowed"
+	outcomeTooLarge           = "too_large"
+	outcomeBadRequest         = "bad_request"
+	outcomeBadSignature       = "bad_signature"
+	outcomeAppRefused         = "app_refused"
+	outcomeSellerRefused      = "seller_refused"
+	outcomeStale              = "stale"
+	outcomeNotifyVerifyFailed = "notify_verify_refused"
+	outcomeNotifyVerifyError  = "notify_verify_error"
+	outcomeUpstreamError      = "upstream_error"
+	outcomeUpstreamTimeout    = "upstream_timeout"
+	outcomeVerified           = "verified" // alipay_verify passed the request on
 )
 
 const (
-	defaultMaxAge  = 72 * time.Hour
-	defaultMaxBody = 64 << 10
+	defaultMaxAge        = 72 * time.Hour
+	defaultMaxBody       = 64 << 10
+	defaultNotifyGateway = "https://mapi.alipay.com/gateway.do"
+	notifyVerifyTimeout  = 10 * time.Second
 )
 
-// Verifier is the part of the configuration that decides whether a request is
-// a genuine Alipay notification for this merchant: which keys verify its
-// signature and which apps, sellers and ages are accepted.
-type Verifier struct {
-	// AppIDs are the Alipay app IDs (APPID, e.g. "2021000000000000") this
-	// endpoint serves. A notification whose app_id is not listed is refused
-	// with 403, even when its signature verifies. Required.
-	AppIDs []string `json:"app_ids,omitempty"`
-
+// KeySource is where an app's Alipay keys come from: public keys,
+// certificates, or both.
+type KeySource struct {
 	// AlipayPublicKeys are Alipay's public keys (支付宝公钥, from the open
 	// platform console; not the app's own public key): each one line of
 	// base64 as the console shows it, a PEM "PUBLIC KEY" block, or the path
-	// of a file holding either. They are tried in order, so that a key can
-	// be rotated by listing the new one next to the old. Accepts
-	// placeholders such as {env.*} and {file.*}, resolved when the config
-	// loads.
+	// of a file holding either. RSA keys verify sign_type RSA2 and RSA, SM2
+	// keys sign_type SM2. They are tried in order, so that a key can be
+	// rotated by listing the new one next to the old. Accepts placeholders
+	// such as {env.*} and {file.*}, resolved when the config loads.
 	AlipayPublicKeys []string `json:"alipay_public_keys,omitempty"`
 
 	// AlipayCerts are, in public-key-certificate mode, the paths of Alipay's
-	// public key certificates (alipayCertPublicKey_RSA2.crt); the first PEM
-	// block of each is the key, further blocks are intermediates. Several
-	// may be given for rotation. An expired certificate is logged as a
-	// warning but still used: Alipay's SDKs do not check expiry when
-	// verifying notifications. Accepts placeholders.
+	// public key certificates (alipayCertPublicKey_RSA2.crt, or the SM2 one);
+	// the first PEM block of each is the key, further blocks are
+	// intermediates. Several may be given for rotation. An expired
+	// certificate is logged as a warning but still used: Alipay's SDKs do
+	// not check expiry when verifying notifications. Accepts placeholders.
 	AlipayCerts []string `json:"alipay_certs,omitempty"`
 
 	// AlipayRootCert is the optional path of Alipay's root certificate file
 	// (alipayRootCert.crt). When set, every certificate of AlipayCerts must
 	// chain to one of its roots, checked by signature and not by date.
-	// Roots Go cannot parse (Alipay's SM2 root) are skipped. Accepts
-	// placeholders.
+	// Accepts placeholders.
 	AlipayRootCert string `json:"alipay_root_cert,omitempty"`
+}
+
+func (k KeySource) empty() bool { return len(k.AlipayPublicKeys) == 0 && len(k.AlipayCerts) == 0 }
+
+// App is one Alipay app with its own keys, for platforms that run several:
+// the notification's app_id selects the App.
+type App struct {
+	// AppID is the Alipay app ID these keys verify.
+	AppID string `json:"app_id,omitempty"`
+
+	KeySource
+}
+
+// Verifier is the part of the configuration that decides whether a request is
+// a genuine Alipay notification for this merchant: which keys verify its
+// signature and which apps, sellers and ages are accepted. alipay_notify and
+// alipay_verify share it.
+type Verifier struct {
+	// AppIDs are the Alipay app IDs (APPID, e.g. "2021000000000000") whose
+	// notifications the top-level keys verify. A notification for an app
+	// neither listed here nor in Apps is refused with 403, even when its
+	// signature verifies. Required with top-level keys.
+	AppIDs []string `json:"app_ids,omitempty"`
+
+	// The top-level keys, serving AppIDs.
+	KeySource
+
+	// Apps are further apps, each with its own keys.
+	Apps []App `json:"apps,omitempty"`
+
+	// Partner is the merchant's PID (2088...) for legacy mapi notifications
+	// (sign_type MD5), which carry no app_id. With Partner, MD5Key is
+	// required, and a legacy notification's seller_id must equal Partner
+	// unless SellerIDs lists the allowed ones.
+	Partner string `json:"partner,omitempty"`
+
+	// MD5Key is the partner's MD5 key (安全校验码) that signs legacy mapi
+	// notifications: sign = md5_hex(signed string + key). A secret: use a
+	// placeholder such as {env.ALIPAY_MD5_KEY}.
+	MD5Key string `json:"md5_key,omitempty"`
+
+	// NotifyVerify, when set, is the legacy gateway URL (usually
+	// https://mapi.alipay.com/gateway.do) asked to confirm each verified
+	// MD5 notification (service=notify_verify&partner=...&notify_id=...)
+	// before it is accepted: only the answer "true" confirms it. Another
+	// answer is a 403; an unreachable gateway a 502, one that does not
+	// answer in time (alipay_notify's timeout; 10s for alipay_verify) a 504,
+	// so that Alipay retries.
+	NotifyVerify string `json:"notify_verify,omitempty"`
 
 	// SellerIDs, when set, are the only seller_id values (the merchant's
 	// 2088... PID) accepted; a notification that carries another seller_id
@@ -81,10 +132,13 @@ type Verifier struct {
 	// answered 413. Default 65536 (64 KiB; real notifications are 1 to 3 KiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 
-	keys    keyRing
-	maxAge  time.Duration // 0: off
-	maxBody int64
-	now     func() time.Time
+	rings          map[string]keyRing // by app_id
+	md5            md5Key             // nil: no legacy mode
+	gateway        *http.Client
+	gatewayTimeout time.Duration // alipay_notify uses its timeout
+	maxAge         time.Duration // 0: off
+	maxBody        int64
+	now            func() time.Time
 }
 
 // refusal is why a request is not accepted: the answer's status, the outcome
@@ -102,26 +156,18 @@ func refuse(status int, outcome, format string, args ...any) *refusal {
 
 // provision resolves placeholders and loads the keys.
 func (v *Verifier) provision(logger *zap.Logger) error {
-	repl := caddy.NewReplacer()
-	for i, value := range v.AlipayPublicKeys {
-		resolved, err := repl.ReplaceOrErr(value, true, true)
-		if err != nil {
-			return fmt.Errorf("alipay_public_key #%d: %w", i+1, err)
-		}
-		key, err := parsePublicKey(resolved)
-		if err != nil {
-			return fmt.Errorf("alipay_public_key #%d: %w", i+1, err)
-		}
-		v.keys = append(v.keys, publicKey{label: fmt.Sprintf("alipay_public_key #%d", i+1), rsa: key})
+	if v.now == nil {
+		v.now = time.Now
 	}
-	if err := v.provisionCerts(repl, logger); err != nil {
+	repl := caddy.NewReplacer()
+	if err := v.provisionApps(repl, logger); err != nil {
 		return err
 	}
-	if len(v.keys) == 0 {
-		return fmt.Errorf("no key to verify Alipay's signatures: give alipay_public_key or alipay_cert")
+	if err := v.provisionMD5(repl); err != nil {
+		return err
 	}
-	if len(v.AppIDs) == 0 {
-		return fmt.Errorf("app_id is required: the Alipay app ID(s) this endpoint serves")
+	if len(v.rings) == 0 && v.md5 == nil {
+		return errors.New("nothing to verify with: give app_id with alipay_public_key or alipay_cert, app blocks, or partner with md5_key")
 	}
 	switch {
 	case v.MaxAge == 0:
@@ -133,88 +179,219 @@ func (v *Verifier) provision(logger *zap.Logger) error {
 	if v.maxBody <= 0 {
 		v.maxBody = defaultMaxBody
 	}
-	if v.now == nil {
-		v.now = time.Now
+	return nil
+}
+
+// provisionApps loads the top-level keys for AppIDs and each App's keys.
+func (v *Verifier) provisionApps(repl *caddy.Replacer, logger *zap.Logger) error {
+	v.rings = make(map[string]keyRing)
+	if !v.KeySource.empty() || len(v.AppIDs) > 0 {
+		if len(v.AppIDs) == 0 {
+			return errors.New("app_id is required: the Alipay app ID(s) the top-level keys verify")
+		}
+		if v.KeySource.empty() {
+			return fmt.Errorf("app_id %s has no key: give alipay_public_key or alipay_cert", strings.Join(v.AppIDs, " "))
+		}
+		ring, err := v.KeySource.load(repl, logger, "")
+		if err != nil {
+			return err
+		}
+		for _, id := range v.AppIDs {
+			v.rings[id] = ring
+		}
+	}
+	for _, app := range v.Apps {
+		where := "app " + app.AppID + ": "
+		if app.AppID == "" {
+			return errors.New("app: an app block needs its app_id")
+		}
+		if _, dup := v.rings[app.AppID]; dup {
+			return fmt.Errorf("%sapp_id given twice", where)
+		}
+		if app.KeySource.empty() {
+			return fmt.Errorf("%sno key: give alipay_public_key or alipay_cert in the block", where)
+		}
+		ring, err := app.KeySource.load(repl, logger, where)
+		if err != nil {
+			return err
+		}
+		v.rings[app.AppID] = ring
 	}
 	return nil
 }
 
-func (v *Verifier) provisionCerts(repl *caddy.Replacer, logger *zap.Logger) error {
-	var rootCerts []*x509.Certificate
-	if v.AlipayRootCert != "" {
-		path, err := repl.ReplaceOrErr(v.AlipayRootCert, true, true)
-		if err != nil {
-			return fmt.Errorf("alipay_root_cert: %w", err)
+// provisionMD5 sets up legacy mapi mode.
+func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
+	if v.Partner == "" && v.MD5Key == "" {
+		if v.NotifyVerify != "" {
+			return errors.New("notify_verify needs partner and md5_key (it confirms legacy MD5 notifications)")
 		}
-		if rootCerts, err = readCertificates(path); err != nil {
-			return fmt.Errorf("alipay_root_cert %s: %w", path, err)
+		return nil
+	}
+	if v.Partner == "" || v.MD5Key == "" {
+		return errors.New("partner and md5_key go together: legacy MD5 notifications need both")
+	}
+	key, err := repl.ReplaceOrErr(v.MD5Key, true, true)
+	if err != nil {
+		return fmt.Errorf("md5_key: %w", err)
+	}
+	v.md5 = md5Key(strings.TrimSpace(key))
+	if v.NotifyVerify != "" {
+		if err := checkHTTPURL("notify_verify", v.NotifyVerify); err != nil {
+			return err
 		}
-		if len(rootCerts) == 0 {
-			return fmt.Errorf("alipay_root_cert %s: no certificate Go can parse in it", path)
+		if v.gatewayTimeout <= 0 {
+			v.gatewayTimeout = notifyVerifyTimeout
+		}
+		v.gateway = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	for i, value := range v.AlipayCerts {
+	return nil
+}
+
+// load parses the source's keys and certificates; where prefixes errors.
+func (k KeySource) load(repl *caddy.Replacer, logger *zap.Logger, where string) (keyRing, error) {
+	var ring keyRing
+	for i, value := range k.AlipayPublicKeys {
+		resolved, err := repl.ReplaceOrErr(value, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("%salipay_public_key #%d: %w", where, i+1, err)
+		}
+		key, err := parsePublicKey(resolved)
+		if err != nil {
+			return nil, fmt.Errorf("%salipay_public_key #%d: %w", where, i+1, err)
+		}
+		ring = append(ring, publicKey{label: fmt.Sprintf("%salipay_public_key #%d", where, i+1), key: key})
+	}
+	var roots []*smx509.Certificate
+	if k.AlipayRootCert != "" {
+		path, err := repl.ReplaceOrErr(k.AlipayRootCert, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("%salipay_root_cert: %w", where, err)
+		}
+		if roots, err = readCertificates(path); err != nil {
+			return nil, fmt.Errorf("%salipay_root_cert %s: %w", where, path, err)
+		}
+		if len(roots) == 0 {
+			return nil, fmt.Errorf("%salipay_root_cert %s: no certificate in it could be parsed", where, path)
+		}
+	}
+	for i, value := range k.AlipayCerts {
 		path, err := repl.ReplaceOrErr(value, true, true)
 		if err != nil {
-			return fmt.Errorf("alipay_cert #%d: %w", i+1, err)
+			return nil, fmt.Errorf("%salipay_cert #%d: %w", where, i+1, err)
 		}
 		cert, err := loadAlipayCert(path)
 		if err != nil {
-			return fmt.Errorf("alipay_cert #%d: %w", i+1, err)
+			return nil, fmt.Errorf("%salipay_cert #%d: %w", where, i+1, err)
 		}
-		if rootCerts != nil {
-			if err := cert.chainsTo(rootCerts); err != nil {
-				return fmt.Errorf("alipay_cert #%d: %w", i+1, err)
+		if roots != nil {
+			if err := cert.chainsTo(roots); err != nil {
+				return nil, fmt.Errorf("%salipay_cert #%d: %w", where, i+1, err)
 			}
 		}
-		label := fmt.Sprintf("alipay_cert #%d (SN %s)", i+1, cert.serialNumber())
-		if cert.expired(v.nowOrDefault()) {
+		label := fmt.Sprintf("%salipay_cert #%d (SN %s)", where, i+1, cert.serialNumber())
+		if cert.expired(time.Now()) {
 			logger.Warn("alipay_cert has expired; still using it, as Alipay's SDKs do, but download the current one from the open platform console",
 				zap.String("cert", label), zap.Time("not_after", cert.leaf.NotAfter))
 		}
-		v.keys = append(v.keys, publicKey{label: label, rsa: cert.leaf.PublicKey.(*rsa.PublicKey)})
+		ring = append(ring, publicKey{label: label, key: cert.key})
+	}
+	return ring, nil
+}
+
+// checkHTTPURL checks that a URL subdirective is an absolute http(s) URL.
+func checkHTTPURL(subdirective, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q: want an absolute http:// or https:// URL", subdirective, raw)
 	}
 	return nil
 }
 
-func (v *Verifier) nowOrDefault() time.Time {
-	if v.now != nil {
-		return v.now()
-	}
-	return time.Now()
-}
-
-// check decides whether the form in body is a genuine notification for this
-// merchant. The signature is checked before the policy, so that a forgery
-// is reported as a bad signature whatever fields it claims.
-func (v *Verifier) check(body []byte) (*notification, match, *refusal) {
-	n, err := newNotification(body)
+// check decides whether the form (a POST body or a return_url query) is a
+// genuine notification for this merchant. The app is checked first, because
+// it selects the keys; then the signature; then the rest of the policy, so
+// that a forgery is reported as a bad signature whatever fields it claims.
+func (v *Verifier) check(ctx context.Context, form []byte) (*notification, match, *refusal) {
+	n, err := newNotification(form)
 	if err != nil {
 		return nil, match{}, refuse(http.StatusBadRequest, outcomeBadRequest, "malformed notification: %v", err)
 	}
-	m, verr := v.keys.verify(n)
-	if verr != nil {
-		if verr.status == http.StatusBadRequest {
-			return n, match{}, refuse(verr.status, outcomeBadRequest, "%s", verr.reason)
-		}
-		r := refuse(verr.status, outcomeBadSignature, "%s; %s", verr.reason, wrongKeyHint)
-		r.fields = append(r.fields, zap.ByteString("signed_string", verr.content))
-		return n, match{}, r
+	m, ref := v.verifySignature(n)
+	if ref != nil {
+		return n, match{}, ref
 	}
-	if r := v.checkPolicy(n); r != nil {
-		return n, m, r
+	if ref := v.checkPolicy(n, m); ref != nil {
+		return n, m, ref
+	}
+	if m.key == md5KeyLabel && v.gateway != nil {
+		if ref := v.confirmWithGateway(ctx, n); ref != nil {
+			return n, m, ref
+		}
 	}
 	return n, m, nil
 }
 
-// checkPolicy applies the merchant's app, seller and age rules to a verified
-// notification.
-func (v *Verifier) checkPolicy(n *notification) *refusal {
-	if appID := n.get("app_id"); !slices.Contains(v.AppIDs, appID) {
-		return refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q is not one of app_id %v", truncate([]byte(appID)), v.AppIDs)
+const md5KeyLabel = "md5_key"
+
+// verifySignature picks the keys (the MD5 key for sign_type MD5, else the
+// keys of the notification's app_id) and verifies with them.
+func (v *Verifier) verifySignature(n *notification) (match, *refusal) {
+	var m match
+	var verr *verifyError
+	if signType := n.raw.get("sign_type"); signType == "MD5" && v.md5 != nil {
+		m, verr = v.md5.verify(n)
+	} else {
+		if n.raw.get("sign") == "" {
+			return match{}, refuse(http.StatusBadRequest, outcomeBadRequest, "no sign parameter")
+		}
+		if _, err := algorithmFor(signType); err != nil {
+			return match{}, refuse(http.StatusBadRequest, outcomeBadRequest, "%v", err)
+		}
+		appID := n.get("app_id")
+		ring, ok := v.rings[appID]
+		if !ok {
+			return match{}, refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q is not one of the configured apps %v", truncate([]byte(appID)), v.appList())
+		}
+		m, verr = ring.verify(n)
 	}
-	if seller := n.get("seller_id"); seller != "" && len(v.SellerIDs) > 0 && !slices.Contains(v.SellerIDs, seller) {
-		return refuse(http.StatusForbidden, outcomeSellerRefused, "seller_id %q is not one of seller_id %v", truncate([]byte(seller)), v.SellerIDs)
+	if verr == nil {
+		return m, nil
+	}
+	if verr.status == http.StatusBadRequest {
+		return m, refuse(verr.status, outcomeBadRequest, "%s", verr.reason)
+	}
+	hint := wrongKeyHint
+	if v.md5 != nil && n.raw.get("sign_type") == "MD5" {
+		hint = "check md5_key: the partner's MD5 key (安全校验码) of the legacy mapi gateway"
+	}
+	r := refuse(verr.status, outcomeBadSignature, "%s; %s", verr.reason, hint)
+	r.fields = append(r.fields, zap.ByteString("signed_string", verr.content))
+	return m, r
+}
+
+func (v *Verifier) appList() []string {
+	apps := make([]string, 0, len(v.rings))
+	for id := range v.rings {
+		apps = append(apps, id)
+	}
+	slices.Sort(apps)
+	return apps
+}
+
+// checkPolicy applies the merchant's seller and age rules to a verified
+// notification.
+func (v *Verifier) checkPolicy(n *notification, m match) *refusal {
+	if seller := n.get("seller_id"); seller != "" {
+		allowed := v.SellerIDs
+		if len(allowed) == 0 && m.key == md5KeyLabel {
+			allowed = []string{v.Partner} // a legacy notification is the partner's own
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, seller) {
+			return refuse(http.StatusForbidden, outcomeSellerRefused, "seller_id %q is not one of %v", truncate([]byte(seller)), allowed)
+		}
 	}
 	sent, ok, err := n.signedTime()
 	if err != nil {
@@ -225,6 +402,42 @@ func (v *Verifier) checkPolicy(n *notification) *refusal {
 			return refuse(http.StatusForbidden, outcomeStale,
 				"notification sent %s ago, more than max_age %s (a replay, or a clock far off)", age.Round(time.Second), v.maxAge)
 		}
+	}
+	return nil
+}
+
+// confirmWithGateway asks the legacy gateway whether Alipay really sent the
+// notification (notify_verify); only the answer "true" confirms it.
+func (v *Verifier) confirmWithGateway(ctx context.Context, n *notification) *refusal {
+	notifyID := n.get("notify_id")
+	if notifyID == "" {
+		return refuse(http.StatusBadRequest, outcomeBadRequest, "no notify_id to confirm with notify_verify")
+	}
+	query := "service=notify_verify&partner=" + url.QueryEscape(v.Partner) + "&notify_id=" + url.QueryEscape(notifyID)
+	target := v.NotifyVerify + "?" + query
+	if strings.Contains(v.NotifyVerify, "?") {
+		target = v.NotifyVerify + "&" + query
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.gatewayTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return refuse(http.StatusBadGateway, outcomeNotifyVerifyError, "notify_verify: %v", err)
+	}
+	resp, err := v.gateway.Do(req)
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			status = http.StatusGatewayTimeout
+		}
+		return refuse(status, outcomeNotifyVerifyError, "notify_verify gateway unreachable; Alipay will retry: %v", err)
+	}
+	defer resp.Body.Close()
+	answer := make([]byte, 64)
+	size, _ := io.ReadFull(resp.Body, answer)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(answer[:size])) != "true" {
+		return refuse(http.StatusForbidden, outcomeNotifyVerifyFailed,
+			"notify_verify gateway did not confirm notify_id %q (status %d, answer %q)", truncate([]byte(notifyID)), resp.StatusCode, truncate(answer[:size]))
 	}
 	return nil
 }

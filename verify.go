@@ -2,10 +2,14 @@ package alipaynotify
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/md5"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/emmansun/gmsm/sm2"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
@@ -59,8 +64,14 @@ func (n *notification) parse(body []byte) error {
 	return nil
 }
 
-// get returns a field as UTF-8 text, "" when absent.
-func (n *notification) get(key string) string { return n.text.get(key) }
+// get returns a field as UTF-8 text, "" when absent or when n is nil (a
+// request refused before its body was parsed).
+func (n *notification) get(key string) string {
+	if n == nil {
+		return ""
+	}
+	return n.text.get(key)
+}
 
 // signed reports whether field i is covered by the signature: Alipay's SDKs
 // drop empty and whitespace-only values and keep every other value untrimmed.
@@ -191,44 +202,65 @@ func (n *notification) includes(i int, rule string) bool {
 	return n.signed(i) && (rule == ruleV2 || n.raw[i].key != "sign_type")
 }
 
-// signatureAlgorithm is the hash that a notification's sign_type names.
+// signatureAlgorithm is what a notification's sign_type names.
 type signatureAlgorithm struct {
 	name string
-	hash crypto.Hash
+	hash crypto.Hash // RSA's digest; 0 for SM2, which hashes with the key
 }
 
 // algorithmFor maps sign_type to its algorithm. The hash must come from
-// sign_type: SDKs that hard-code SHA-256 fail on apps that still sign with RSA.
+// sign_type: SDKs that hard-code SHA-256 fail on apps that still sign with
+// RSA. MD5 (legacy mapi notifications) is checked with the merchant's MD5
+// key instead, by the caller.
 func algorithmFor(signType string) (signatureAlgorithm, error) {
 	switch signType {
 	case "RSA2":
 		return signatureAlgorithm{name: signType, hash: crypto.SHA256}, nil
 	case "RSA":
 		return signatureAlgorithm{name: signType, hash: crypto.SHA1}, nil
+	case "SM2":
+		return signatureAlgorithm{name: signType}, nil
 	case "":
 		return signatureAlgorithm{}, errors.New("no sign_type")
 	default:
-		return signatureAlgorithm{}, fmt.Errorf("unsupported sign_type %q (supported: RSA2, RSA)", truncate([]byte(signType)))
+		return signatureAlgorithm{}, fmt.Errorf("unsupported sign_type %q (supported: RSA2, RSA, SM2, and MD5 with partner and md5_key)", truncate([]byte(signType)))
 	}
 }
 
-// digest hashes content into sum, which the caller keeps on its stack, and
-// returns the digest's bytes.
+// digest hashes content for RSA into sum, which the caller keeps on its
+// stack, and returns the digest's bytes; nil for SM2, which hashes with the
+// key.
 func (a signatureAlgorithm) digest(sum *[sha256.Size]byte, content []byte) []byte {
-	if a.hash == crypto.SHA1 {
+	switch a.hash {
+	case crypto.SHA1:
 		*(*[sha1.Size]byte)(sum[:sha1.Size]) = sha1.Sum(content)
 		return sum[:sha1.Size]
+	case crypto.SHA256:
+		*sum = sha256.Sum256(content)
+		return sum[:]
 	}
-	*sum = sha256.Sum256(content)
-	return sum[:]
+	return nil
+}
+
+// check reports whether sig is key's signature of content. An RSA key only
+// checks RSA and RSA2, an SM2 key only SM2 (SM3withSM2 with the default user
+// ID 1234567812345678, as Alipay's Java SDK signs).
+func (a signatureAlgorithm) check(key crypto.PublicKey, content, digest, sig []byte) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return a.hash != 0 && rsa.VerifyPKCS1v15(k, a.hash, digest, sig) == nil
+	case *ecdsa.PublicKey:
+		return a.hash == 0 && sm2.VerifyASN1WithSM2(k, nil, content, sig)
+	}
+	return false
 }
 
 // publicKey is one key that may have signed a notification.
 type publicKey struct {
 	// label names the key in logs without revealing it, e.g.
-	// "alipay_public_key #2" or "alipay_cert alipayCertPublicKey_RSA2.crt".
+	// "alipay_public_key #2" or "alipay_cert #1 (SN ...)".
 	label string
-	rsa   *rsa.PublicKey
+	key   crypto.PublicKey // *rsa.PublicKey, or *ecdsa.PublicKey on the SM2 curve
 }
 
 // keyRing holds the keys tried in order (rotation: old and new both valid).
@@ -251,6 +283,10 @@ type verifyError struct {
 
 func (e *verifyError) Error() string { return e.reason }
 
+func malformedSignature(reason string) *verifyError {
+	return &verifyError{status: http.StatusBadRequest, reason: reason}
+}
+
 // Buffers that verify keeps on its stack, so that a verification allocates
 // nothing beyond what crypto/rsa does: the signature (RSA-4096 at most) and
 // the signed string of a typical notification (1 to 3 KiB; a longer one
@@ -260,16 +296,16 @@ const (
 	signedContentBuffer = 4 << 10
 )
 
-// verify checks the notification's signature with every key, under V1 and
-// then V2, and reports which matched.
+// verify checks the notification's RSA or SM2 signature with every key,
+// under V1 and then V2, and reports which matched.
 func (ring keyRing) verify(n *notification) (match, *verifyError) {
 	sign := n.raw.get("sign")
 	if sign == "" {
-		return match{}, &verifyError{status: http.StatusBadRequest, reason: "no sign parameter"}
+		return match{}, malformedSignature("no sign parameter")
 	}
 	alg, err := algorithmFor(n.raw.get("sign_type"))
 	if err != nil {
-		return match{}, &verifyError{status: http.StatusBadRequest, reason: err.Error()}
+		return match{}, malformedSignature(err.Error())
 	}
 	var sigBuf [maxSignatureSize]byte
 	sig, err := base64.StdEncoding.AppendDecode(sigBuf[:0], []byte(sign))
@@ -278,17 +314,15 @@ func (ring keyRing) verify(n *notification) (match, *verifyError) {
 		if strings.ContainsRune(sign, ' ') {
 			reason += ` (it contains spaces: a '+' in it was probably decoded twice, e.g. by a proxy that decodes the body)`
 		}
-		return match{}, &verifyError{status: http.StatusBadRequest, reason: reason}
+		return match{}, malformedSignature(reason)
 	}
 	var contentBuf [signedContentBuffer]byte
 	v1 := n.appendSignedContent(contentBuf[:0], ruleV1)
 	if key, ok := ring.find(alg, v1, sig); ok {
 		return match{rule: ruleV1, key: key}, nil
 	}
-	if n.raw.has("sign_type") {
-		if key, ok := ring.find(alg, n.appendSignedContent(contentBuf[:0], ruleV2), sig); ok {
-			return match{rule: ruleV2, key: key}, nil
-		}
+	if key, ok := ring.find(alg, n.appendSignedContent(contentBuf[:0], ruleV2), sig); ok {
+		return match{rule: ruleV2, key: key}, nil
 	}
 	return match{}, &verifyError{
 		status:  http.StatusForbidden,
@@ -302,11 +336,31 @@ func (ring keyRing) find(alg signatureAlgorithm, content, sig []byte) (string, b
 	var sum [sha256.Size]byte
 	digest := alg.digest(&sum, content)
 	for _, k := range ring {
-		if rsa.VerifyPKCS1v15(k.rsa, alg.hash, digest, sig) == nil {
+		if alg.check(k.key, content, digest, sig) {
 			return k.label, true
 		}
 	}
 	return "", false
+}
+
+// md5Key verifies legacy mapi notifications: sign = md5_hex(V1 string + key).
+type md5Key []byte
+
+func (key md5Key) verify(n *notification) (match, *verifyError) {
+	sign := n.raw.get("sign")
+	if sign == "" {
+		return match{}, malformedSignature("no sign parameter")
+	}
+	content := n.signedContent(ruleV1)
+	h := md5.New()
+	h.Write(content)
+	h.Write(key)
+	want := hex.EncodeToString(h.Sum(nil))
+	// Constant time, so that the answer's timing tells a forger nothing.
+	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(sign))) == 1 {
+		return match{rule: ruleV1, key: md5KeyLabel}, nil
+	}
+	return match{}, &verifyError{status: http.StatusForbidden, reason: "MD5 signature does not verify with md5_key", content: content}
 }
 
 // Keys verifies Alipay signatures outside Caddy, with exactly the handler's
@@ -322,7 +376,7 @@ func NewKeys(keys ...string) (*Keys, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key #%d: %w", i+1, err)
 		}
-		k.ring = append(k.ring, publicKey{label: fmt.Sprintf("key #%d", i+1), rsa: key})
+		k.ring = append(k.ring, publicKey{label: fmt.Sprintf("key #%d", i+1), key: key})
 	}
 	return k, nil
 }

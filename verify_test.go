@@ -1,7 +1,9 @@
 package alipaynotify
 
 import (
+	"context"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +42,7 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, verr := keyRing{{label: "vector", rsa: key}}.verify(n)
+			m, verr := keyRing{{label: "vector", key: key}}.verify(n)
 			if vec.Expect.Verified {
 				if verr != nil {
 					t.Fatalf("want verified, got %v", verr)
@@ -60,7 +62,7 @@ func TestVectors(t *testing.T) {
 // checkBody runs the whole verification of a body and returns the refusal.
 func checkBody(t *testing.T, v *Verifier, body string) (*notification, match, *refusal) {
 	t.Helper()
-	return v.check([]byte(body))
+	return v.check(context.Background(), []byte(body))
 }
 
 func TestOwnSignedNotifications(t *testing.T) {
@@ -325,5 +327,29 @@ func TestKeysAPI(t *testing.T) {
 	}
 	if _, err := NewKeys("not a key"); err == nil {
 		t.Error("NewKeys accepted garbage")
+	}
+}
+
+// TestSM2VectorFromOpenSSL checks an SM2 signature made by OpenSSL, an
+// implementation independent of the one the plugin uses.
+func TestSM2VectorFromOpenSSL(t *testing.T) {
+	vec := loadVector(t, filepath.Join("testdata", "vectors", "sm2-openssl.json"))
+	n, err := newNotification([]byte(vec.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(n.signedContent(ruleV1)); got != vec.Expect.StringToSign {
+		t.Fatalf("signed string %q", got)
+	}
+	keys, err := NewKeys(vec.Key.AlipayPublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Verify([]byte(vec.Body)); err != nil {
+		t.Fatalf("OpenSSL's SM2 signature does not verify: %v", err)
+	}
+	tampered := strings.Replace(vec.Body, "total_amount=8.88", "total_amount=9.88", 1)
+	if err := keys.Verify([]byte(tampered)); err == nil {
+		t.Fatal("tampered SM2 notification verifies")
 	}
 }

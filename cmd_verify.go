@@ -1,0 +1,280 @@
+package alipaynotify
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+func verifyCommand() *cobra.Command {
+	var keys, certs, appKeys []string
+	var md5 string
+	var format string
+	cmd := &cobra.Command{
+		Use:   "verify --key <alipay_public_key> [--key ...] [--cert <path>] [--app-key <key>] [--format <format>] [<file> | -]",
+		Short: "Checks a captured notification with Alipay's key and explains why it fails",
+		Long: `Checks a captured Alipay notification exactly as alipay_notify does, and
+prints the verdict, the signed string, the rule that matched (V1 without
+sign_type, V2 with it) and the hash (SHA256 for RSA2, SHA1 for RSA).
+
+When it does not verify, it looks for the likely cause by verifying repaired
+copies: the other hash (RSA vs RSA2), HTML-unescaped values (&quot;), '+'
+turned into a space, the other charset (UTF-8 vs GBK), parameters mixed in
+(the notify_url's query string, a framework's own parameters); and it
+recognises your app's own public key (--app-key) given instead of Alipay's.
+
+The capture is read from the file, or from stdin without one (or with -).
+--format auto (the default) recognises:
+  body        the raw x-www-form-urlencoded body, as Alipay POSTed it
+  request     a whole HTTP request (request line, headers, blank line, body);
+              the query string of a POST is not signed and is left out
+  url         a URL whose query holds the notification (a return_url)
+  json        a JSON object of strings, e.g. a logged parameter map
+  rails       a Rails log line: Parameters: {"k"=>"v", ...}
+  print_r     PHP's print_r($_POST) output
+  var_export  PHP's var_export($_POST) output
+Logged parameters are already decoded: the body is rebuilt from them, in the
+bytes of their charset parameter.
+
+--key takes the alipay_public_key forms: one line of base64, a PEM block, or
+a file holding either; repeat it to try several keys. --cert takes an
+alipay_cert file (alipayCertPublicKey_RSA2.crt). --md5-key checks a legacy
+mapi notification (sign_type MD5) instead.
+
+It checks the signature only, not app_id, seller_id or notify_time's age.
+Exit status 0 only when the capture verifies as it is.`,
+		Example: `  caddy alipay-notify verify --key alipay_public_key.txt body.txt
+  caddy alipay-notify verify --key "MIIBIjANBgkqh..." --app-key app_public_key.txt body.txt
+  grep 'Parameters: {' log/production.log | tail -1 | caddy alipay-notify verify --key alipay_public_key.txt
+  caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 | caddy alipay-notify verify --key alipay-test.pub.txt`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ring keyRing
+			if md5 == "" || len(keys)+len(certs) > 0 {
+				var err error
+				if ring, err = loadVerifyKeys(keys, certs); err != nil {
+					return err
+				}
+			}
+			appRing, err := loadAppKeys(appKeys)
+			if err != nil {
+				return err
+			}
+			data, source, err := readInput(cmd, args)
+			if err != nil {
+				return err
+			}
+			c, err := parseCapture(data, format)
+			if err != nil {
+				return fmt.Errorf("%s: %w", source, err)
+			}
+			var legacy md5Key
+			if md5 != "" {
+				legacy = md5Key(md5)
+			}
+			if ok := reportVerification(cmd.OutOrStdout(), c, ring, appRing, legacy); !ok {
+				return errors.New("the notification does not verify as it is")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "Alipay's public key (支付宝公钥): one line of base64, PEM, or a file; repeatable")
+	cmd.Flags().StringArrayVar(&certs, "cert", nil, "Alipay's public key certificate file (alipayCertPublicKey_RSA2.crt); repeatable")
+	cmd.Flags().StringArrayVar(&appKeys, "app-key", nil, "your app's own public key (应用公钥), to recognise it when it is given as --key")
+	cmd.Flags().StringVar(&md5, "md5-key", "", "the partner's MD5 key, for legacy mapi notifications (sign_type MD5)")
+	cmd.Flags().StringVar(&format, "format", formatAuto, "capture format: "+strings.Join(captureFormats, ", "))
+	return cmd
+}
+
+// loadVerifyKeys parses --key and --cert into a key ring labelled by flag.
+func loadVerifyKeys(keys, certs []string) (keyRing, error) {
+	if len(keys) == 0 && len(certs) == 0 {
+		return nil, errors.New("--key is required: Alipay's public key (支付宝公钥), as for alipay_public_key (or --cert for alipay_cert)")
+	}
+	var ring keyRing
+	for i, value := range keys {
+		label := keyLabel("--key", i, value)
+		key, err := parsePublicKey(value)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		ring = append(ring, publicKey{label: label, key: key})
+	}
+	for i, path := range certs {
+		label := keyLabel("--cert", i, path)
+		cert, err := loadAlipayCert(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		ring = append(ring, publicKey{label: label + " (SN " + cert.serialNumber() + ")", key: cert.key})
+	}
+	return ring, nil
+}
+
+// loadAppKeys parses --app-key: a public key in any alipay_public_key form,
+// or a file holding the app's private key (its public half is used).
+func loadAppKeys(values []string) (keyRing, error) {
+	var ring keyRing
+	for i, value := range values {
+		label := keyLabel("--app-key", i, value)
+		key, err := parsePublicKey(value)
+		if errors.Is(err, errPrivateKey) && fileExists(value) {
+			private, perr := loadPrivateKey(value)
+			if perr == nil {
+				key, err = &private.PublicKey, nil
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		ring = append(ring, publicKey{label: label, key: key})
+	}
+	return ring, nil
+}
+
+// keyLabel names a key in the report by its flag, position and file name.
+func keyLabel(flag string, i int, value string) string {
+	label := fmt.Sprintf("%s #%d", flag, i+1)
+	if !strings.HasPrefix(strings.TrimSpace(value), "-----BEGIN") && fileExists(value) {
+		label += " (" + filepath.Base(value) + ")"
+	}
+	return label
+}
+
+// readInput reads the file named by args[0], or stdin.
+func readInput(cmd *cobra.Command, args []string) ([]byte, string, error) {
+	if len(args) == 1 && args[0] != "-" {
+		data, err := os.ReadFile(args[0])
+		return data, args[0], err
+	}
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return nil, "", errors.New("no capture: give a file (caddy alipay-notify verify --key <key> body.txt) or pipe it on stdin")
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(in, 16<<20))
+	return data, "stdin", err
+}
+
+// reportVerification prints the verdict on c and, when it does not verify,
+// the likely cause. It reports whether c verifies as it is.
+func reportVerification(out io.Writer, c *capture, ring, appRing keyRing, md5 md5Key) bool {
+	p := func(label, format string, args ...any) {
+		fmt.Fprintf(out, "%-14s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	pw := func(label, format string, args ...any) {
+		fmt.Fprintf(out, "%-14s %s\n", label+":", wrap(fmt.Sprintf(format, args...), 15))
+	}
+	v := checkCapture(ring, md5, c.body)
+	count := ""
+	if v.raw != nil {
+		count = fmt.Sprintf(", %d parameters", len(v.raw))
+	}
+	p("capture", "%s%s", c.format, count)
+	for _, note := range c.notes {
+		pw("note", "%s", note)
+	}
+	if v.raw != nil {
+		for _, name := range []string{"notify_id", "app_id", "out_trade_no", "trade_status", "charset"} {
+			if value := v.raw.get(name); value != "" {
+				p(name, "%s", displayValue(value, isGBK(v.raw)))
+			}
+		}
+		signType := v.raw.get("sign_type")
+		if alg, err := algorithmFor(signType); err == nil {
+			p("sign_type", "%s: hash %s (%s)", signType, hashName(alg), algorithmName(alg))
+		} else if signType == "MD5" {
+			p("sign_type", "MD5: md5_hex(signed string + the partner's MD5 key)")
+		} else {
+			p("sign_type", "%s", err)
+		}
+	}
+	if v.verified {
+		algorithm := "hash " + hashName(v.alg)
+		if v.m.key == md5KeyLabel {
+			algorithm = "MD5"
+		}
+		p("verdict", "VERIFIED: rule %s, %s, key %s", ruleName(v.m.rule), algorithm, v.m.key)
+		printSigned(out, "signed string (rule "+strings.ToUpper(v.m.rule)+")", v.content, isGBK(v.raw))
+		return true
+	}
+	status := "403"
+	if v.malformed != "" {
+		status = "400"
+	}
+	p("verdict", "NOT VERIFIED: %s (the plugin answers %s fail)", v.refusal, status)
+	if v.raw == nil {
+		return false
+	}
+	if v.content != nil {
+		label := "signed string (rule V1, as checked"
+		if v.raw.has("sign_type") {
+			label += "; V2 with sign_type was tried too"
+		}
+		printSigned(out, label+")", v.content, isGBK(v.raw))
+	}
+	f := diagnose(ring, appRing, v.raw)
+	pw("likely cause", "%s", f.cause)
+	fmt.Fprintf(out, "%15s%s\n", "", wrap(f.explain, 15))
+	if f.hit.content != nil {
+		p("repaired", "it verifies: rule %s, hash %s, key %s", ruleName(f.hit.rule), hashName(f.hit.alg), f.hit.key)
+		printSigned(out, "signed string that verifies", f.hit.content, f.hit.gbk)
+	}
+	return false
+}
+
+func ruleName(rule string) string {
+	if rule == ruleV2 {
+		return "V2 (sign_type signed)"
+	}
+	return "V1 (sign_type not signed)"
+}
+
+func printSigned(out io.Writer, label string, content []byte, gbk bool) {
+	if gbk && !isASCII(string(content)) {
+		label += ", GBK bytes shown as UTF-8"
+	}
+	fmt.Fprintf(out, "%s:\n%s\n", label, displayValue(string(content), gbk))
+}
+
+// displayValue shows bytes of the notification's charset as UTF-8.
+func displayValue(s string, gbk bool) string {
+	if gbk && !isASCII(s) {
+		if out, err := simplifiedchinese.GB18030.NewDecoder().String(s); err == nil {
+			return out
+		}
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// wrap breaks text into lines of at most 80 columns, continuing at indent.
+func wrap(text string, indent int) string {
+	const width = 80
+	words := strings.Fields(text)
+	if len(words) == 0 || len(text)+indent <= width {
+		return text
+	}
+	var b strings.Builder
+	col := indent
+	for i, w := range words {
+		if i > 0 {
+			if col+1+len(w) > width {
+				b.WriteString("\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}
