@@ -283,15 +283,21 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
 
 // placeholderFields are the notification fields exposed as
 // {http.alipay_notify.<field>} after handling.
-var placeholderFields = []string{"notify_id", "out_trade_no", "trade_status", "app_id"}
+// Names are built once, not per request.
+var placeholderFields = []struct{ field, placeholder string }{
+	{"notify_id", "http.alipay_notify.notify_id"},
+	{"out_trade_no", "http.alipay_notify.out_trade_no"},
+	{"trade_status", "http.alipay_notify.trade_status"},
+	{"app_id", "http.alipay_notify.app_id"},
+}
 
 // exposeResult sets the {http.alipay_notify.*} placeholders and adds the
 // outcome and notify_id to Caddy's access log entry.
 func exposeResult(r *http.Request, res result) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.alipay_notify.outcome", res.outcome)
-		for _, name := range placeholderFields {
-			repl.Set("http.alipay_notify."+name, res.n.get(name))
+		for _, p := range placeholderFields {
+			repl.Set(p.placeholder, res.n.get(p.field))
 		}
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
