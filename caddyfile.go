@@ -327,18 +327,20 @@ func parseSize(d *caddyfile.Dispenser) (int64, error) {
 
 // checkLiteralKey reports, with the line, a key written inline in the
 // Caddyfile that cannot be parsed. Paths and placeholders are only resolved
-// at provisioning, on the server that runs the config.
+// at provisioning, on the server that runs the config; but a value that
+// looks like an inline key rather than a path (see looksLikeInlineKey) is
+// checked here, so that a damaged paste is reported as a malformed key at
+// its line, not as a missing file.
 func checkLiteralKey(d *caddyfile.Dispenser, key string) error {
 	if hasPlaceholder(key) {
 		return nil
 	}
 	trimmed := strings.TrimSpace(key)
-	_, b64err := decodeBase64Loose(trimmed)
-	if !strings.HasPrefix(trimmed, "-----BEGIN") && (b64err != nil || fileExists(trimmed)) {
+	if !strings.HasPrefix(trimmed, "-----BEGIN") && !looksLikeInlineKey(trimmed) {
 		return nil // a path
 	}
 	if _, err := parsePublicKey(key); err != nil {
-		return d.Errf("alipay_public_key: %v", err)
+		return d.Errf("alipay_public_key: malformed inline key: %v", err)
 	}
 	return nil
 }

@@ -276,16 +276,16 @@ func TestSignerRules(t *testing.T) {
 	}
 
 	// Blank values left out, other values untrimmed, sign_type only in V2,
-	// keys in byte order (Java's TreeMap: "a" before "a.b", unlike a sort of
+	// keys in byte order (Java's TreeMap: "a" before "a0", unlike a sort of
 	// the joined "k=v" strings), values in GBK bytes.
 	params := []field{
 		{"b", "2"}, {"a", " 1 "}, {"B", "upper"}, {"empty", ""}, {"blank", " \t\u3000"}, {"sign_type", "RSA"},
-		{"charset", "gbk"}, {"subject", "中文 标题"}, {"a_b", "x"}, {"a.b", "y"},
+		{"charset", "gbk"}, {"subject", "中文 标题"}, {"a_b", "x"}, {"a0", "y"},
 	}
 	subject, _ := simplifiedchinese.GBK.NewEncoder().String("中文 标题")
 	for v2, want := range map[bool]string{
-		false: "B=upper&a= 1 &a.b=y&a_b=x&b=2&charset=gbk&subject=" + subject,
-		true:  "B=upper&a= 1 &a.b=y&a_b=x&b=2&charset=gbk&sign_type=RSA&subject=" + subject,
+		false: "B=upper&a= 1 &a0=y&a_b=x&b=2&charset=gbk&subject=" + subject,
+		true:  "B=upper&a= 1 &a0=y&a_b=x&b=2&charset=gbk&sign_type=RSA&subject=" + subject,
 	} {
 		n := alipayNotification{params: params, signType: "RSA", charset: "gbk", v2: v2}
 		signed, err := n.sign(key)

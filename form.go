@@ -154,12 +154,34 @@ func decodeForm(body []byte) (fields form, validUTF8 bool, err error) {
 			fields[i] = field{key: all[s.keyStart:s.keyEnd], value: all[s.keyEnd:s.valueEnd]}
 		}
 	}
-	for i := 1; i < len(fields); i++ {
-		if fields[i].key == fields[i-1].key {
-			return nil, false, fmt.Errorf("parameter %q appears more than once", truncate([]byte(fields[i].key)))
+	for i, f := range fields {
+		if !isParameterName(f.key) {
+			return nil, false, fmt.Errorf("parameter name %q is not ASCII letters, digits and _ (a name holding '=' or '&' would change how the signed string splits)", truncate([]byte(f.key)))
+		}
+		if i > 0 && f.key == fields[i-1].key {
+			return nil, false, fmt.Errorf("parameter %q appears more than once", truncate([]byte(f.key)))
 		}
 	}
 	return fields, validUTF8, nil
+}
+
+// isParameterName reports whether name is ASCII letters, digits and '_', the
+// alphabet of every name Alipay sends. Any other byte, '=' and '&' above all,
+// would let one signed string k=v&k=v... be read as different parameters.
+func isParameterName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameByte(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
 }
 
 // pairError is why one pair of a form cannot be decoded, worded as before
@@ -325,12 +347,29 @@ func unhex(c byte) byte {
 	}
 }
 
+// maxLoggedBytes bounds every value taken from a request that goes into a
+// log line or an error message at INFO and WARN (DESIGN.md §7), so that a
+// hostile body cannot write 60 KB log lines.
+const maxLoggedBytes = 128
+
 // truncate keeps log lines and error messages short when a hostile body
-// carries huge names or values.
+// carries huge names or values: at most maxLoggedBytes, cut at a UTF-8
+// boundary, with "…" when something was cut.
 func truncate(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return string(b[:max]) + "…"
+	if len(b) <= maxLoggedBytes {
+		return string(b)
 	}
-	return string(b)
+	cut := maxLoggedBytes
+	for cut > 0 && !utf8.RuneStart(b[cut]) {
+		cut--
+	}
+	return string(b[:cut]) + "…"
+}
+
+// truncateString is truncate for a string, without a copy when it is short.
+func truncateString(s string) string {
+	if len(s) <= maxLoggedBytes {
+		return s
+	}
+	return truncate([]byte(s[:maxLoggedBytes+1]))
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -68,15 +67,11 @@ func (n *notification) signedTime() (t time.Time, ok bool, err error) {
 }
 
 // webhookID is the Standard Webhooks message id: notify_id, which Alipay
-// keeps across its retries, so the upstream can process each once. A
-// notification without one gets an id derived from its signature, which is
-// equally stable across retries.
+// keeps across its retries, so the upstream can process each once.
+// alipay_notify refuses notifications without one (requireNotification), so
+// there is no fallback.
 func (n *notification) webhookID() string {
-	if id := n.get("notify_id"); id != "" {
-		return id
-	}
-	sum := sha256.Sum256([]byte(n.raw.get("sign")))
-	return "alipay_" + hex.EncodeToString(sum[:16])
+	return n.get("notify_id")
 }
 
 // webhookBody is the JSON sent upstream:

@@ -174,12 +174,3 @@ func TestJSONEscaping(t *testing.T) {
 		t.Error("U+2028 not escaped")
 	}
 }
-
-func TestWebhookIDWithoutNotifyID(t *testing.T) {
-	a, _ := newNotification([]byte("a=1&sign=abc"))
-	b, _ := newNotification([]byte("a=1&sign=abc"))
-	c, _ := newNotification([]byte("a=1&sign=abd"))
-	if a.webhookID() != b.webhookID() || a.webhookID() == c.webhookID() || !strings.HasPrefix(a.webhookID(), "alipay_") {
-		t.Fatalf("ids %s %s %s", a.webhookID(), b.webhookID(), c.webhookID())
-	}
-}

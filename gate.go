@@ -74,10 +74,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	if ref != nil {
 		g.logger.Warn("request refused", append(notificationFields(n,
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
-			zap.String("method", r.Method), zap.String("uri", r.RequestURI)), ref.fields...)...)
+			zap.String("method", r.Method), zap.String("uri", truncateString(r.RequestURI))), ref.fields...)...)
 		if ref.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, HEAD, POST")
 		}
+		closeAfterTooLarge(w, r, ref.status)
 		answer(w, ref.status, answerFail)
 		return nil
 	}
@@ -90,12 +91,21 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 }
 
 // signedForm returns what Alipay signed: the query of a GET or HEAD, the
-// body of a POST. A POST body is read (bounded) and put back for next.
+// body of a POST. A POST body is read (bounded) and put back for next. The
+// other half of the request must be empty, since nothing verifies it and
+// the next handler would read it: a GET with a body, or a POST with a query
+// (Alipay's notify_url carries no parameters), is a 400.
 func (g *Gate) signedForm(r *http.Request) ([]byte, *refusal) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		if r.ContentLength != 0 {
+			return nil, refuse(http.StatusBadRequest, outcomeBadRequest, "a %s with a body: only its query is signed, and the body would reach the next handler unverified", r.Method)
+		}
 		return []byte(r.URL.RawQuery), nil
 	case http.MethodPost:
+		if r.URL.RawQuery != "" || r.URL.ForceQuery {
+			return nil, refuse(http.StatusBadRequest, outcomeBadRequest, "a POST with a query string: only its body is signed, and the query would reach the next handler unverified")
+		}
 		body, ref := readBody(r, g.maxBody)
 		if ref != nil {
 			return nil, ref
@@ -109,8 +119,12 @@ func (g *Gate) signedForm(r *http.Request) ([]byte, *refusal) {
 }
 
 // passOn describes the verified request to the next handler: headers (after
-// removing any the client sent) and placeholders.
+// removing any the client sent) and placeholders. Trailers are removed:
+// they arrive after the body, unsigned, and a backend may read them as
+// headers (Alipay-Verified: spoof).
 func passOn(r *http.Request, n *notification) {
+	r.Trailer = nil
+	r.Header.Del("Trailer")
 	for name := range r.Header {
 		if strings.HasPrefix(name, "Alipay-") {
 			delete(r.Header, name)

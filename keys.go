@@ -44,6 +44,9 @@ func parsePublicKey(value string) (crypto.PublicKey, error) {
 		}
 		return key, err
 	}
+	if looksLikeInlineKey(value) {
+		return nil, errors.New("not valid base64: the key was damaged when copied (copy Alipay's public key again from the open platform console, as one line)")
+	}
 	data, err := os.ReadFile(value)
 	if err != nil {
 		return nil, fmt.Errorf("neither one line of base64, a PEM block, nor a readable file: %w", err)
@@ -57,6 +60,31 @@ func parsePublicKey(value string) (crypto.PublicKey, error) {
 		return nil, fmt.Errorf("file %s holds neither a PEM block nor one line of base64", value)
 	}
 	return parseDERPublicKey(der)
+}
+
+// looksLikeInlineKey tells an inline base64 key from a file path, so that a
+// damaged paste is reported as a malformed key rather than a missing file.
+// It is a key when it starts like the base64 of a public key's DER ("MII"
+// for RSA, "MFkw" for SM2), or when it is at least 64 characters of the
+// base64 alphabet only, not starting like a path ('/' or '.'); and it is
+// not an existing file either way.
+func looksLikeInlineKey(value string) bool {
+	if strings.HasPrefix(value, "MII") || strings.HasPrefix(value, "MFkw") {
+		return !fileExists(value)
+	}
+	if len(value) < 64 || value[0] == '/' || value[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(value); i++ {
+		if !isBase64Byte(value[i]) {
+			return false
+		}
+	}
+	return !fileExists(value)
+}
+
+func isBase64Byte(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
 }
 
 // decodeBase64Loose decodes standard base64, ignoring the line breaks and

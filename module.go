@@ -94,6 +94,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		timeout = defaultTimeout
 	}
 	h.Verifier.gatewayTimeout = timeout
+	h.Verifier.notificationsOnly = true
 	if err := h.Verifier.provision(h.logger); err != nil {
 		return err
 	}
@@ -274,6 +275,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
 	}
+	closeAfterTooLarge(w, r, res.status)
 	body := answerFail
 	if res.status == http.StatusOK {
 		body = answerSuccess
@@ -312,15 +314,27 @@ func notificationFields(n *notification, extra ...zap.Field) []zap.Field {
 	}
 	fields := make([]zap.Field, 0, 4+len(extra))
 	fields = append(fields,
-		zap.String("notify_id", n.get("notify_id")),
-		zap.String("app_id", n.get("app_id")),
-		zap.String("out_trade_no", n.get("out_trade_no")),
-		zap.String("trade_status", n.get("trade_status")),
+		zap.String("notify_id", truncateString(n.get("notify_id"))),
+		zap.String("app_id", truncateString(n.get("app_id"))),
+		zap.String("out_trade_no", truncateString(n.get("out_trade_no"))),
+		zap.String("trade_status", truncateString(n.get("trade_status"))),
 	)
 	return append(fields, extra...)
 }
 
-// readBody reads at most limit bytes of the body; a longer body is a 413.
+// closeAfterTooLarge closes an HTTP/1 connection after a 413. The body was
+// not read whole, so the connection cannot carry another request; and
+// without "Connection: close" Go's server would first read (up to 256 KiB)
+// of a body announced by Content-Length before sending the answer, instead
+// of answering at once, unread, as DESIGN.md §3 requires.
+func closeAfterTooLarge(w http.ResponseWriter, r *http.Request, status int) {
+	if status == http.StatusRequestEntityTooLarge && r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// readBody reads at most limit bytes of the body; a longer body is a 413,
+// answered without reading anything when Content-Length announces it.
 func readBody(r *http.Request, limit int64) ([]byte, *refusal) {
 	if r.ContentLength > limit {
 		return nil, refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge, "body of %d bytes exceeds max_body %d", r.ContentLength, limit)

@@ -132,6 +132,10 @@ type Verifier struct {
 	// answered 413. Default 65536 (64 KiB; real notifications are 1 to 3 KiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 
+	// notificationsOnly refuses what is not an asynchronous notification
+	// (alipay_notify); the gate also takes return_url redirects.
+	notificationsOnly bool
+
 	rings          map[string]keyRing // by app_id
 	md5            md5Key             // nil: no legacy mode
 	gateway        *http.Client
@@ -319,6 +323,11 @@ func (v *Verifier) check(ctx context.Context, form []byte) (*notification, match
 	if err != nil {
 		return nil, match{}, refuse(http.StatusBadRequest, outcomeBadRequest, "malformed notification: %v", err)
 	}
+	if v.notificationsOnly {
+		if ref := requireNotification(n); ref != nil {
+			return n, match{}, ref
+		}
+	}
 	m, ref := v.verifySignature(n)
 	if ref != nil {
 		return n, match{}, ref
@@ -335,6 +344,40 @@ func (v *Verifier) check(ctx context.Context, form []byte) (*notification, match
 }
 
 const md5KeyLabel = "md5_key"
+
+// maxNotifyIDLength bounds notify_id, which becomes the webhook-id.
+const maxNotifyIDLength = 128
+
+// requireNotification refuses what is not an asynchronous notification:
+// without notify_id (the upstream's idempotency key) and notify_time or
+// utc_timestamp (its age), a signed parameter set such as a return_url
+// redirect could be replayed for ever under new ids (DESIGN.md §7).
+func requireNotification(n *notification) *refusal {
+	id := n.get("notify_id")
+	if id == "" {
+		return refuse(http.StatusBadRequest, outcomeBadRequest, "not a notification: no notify_id (a return_url redirect or a hand-made post)")
+	}
+	if !isNotifyID(id) {
+		return refuse(http.StatusBadRequest, outcomeBadRequest, "notify_id %q is not a token of 1 to %d ASCII letters, digits, _ and -", truncateString(id), maxNotifyIDLength)
+	}
+	if n.get("notify_time") == "" && n.get("utc_timestamp") == "" {
+		return refuse(http.StatusBadRequest, outcomeBadRequest, "not a notification: neither notify_time nor utc_timestamp")
+	}
+	return nil
+}
+
+// isNotifyID reports whether id is a token Alipay could have issued.
+func isNotifyID(id string) bool {
+	if id == "" || len(id) > maxNotifyIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !isNameByte(id[i]) && id[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // verifySignature picks the keys (the MD5 key for sign_type MD5, else the
 // keys of the notification's app_id) and verifies with them.

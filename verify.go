@@ -61,8 +61,33 @@ func (n *notification) parse(body []byte) error {
 	if err != nil {
 		return err
 	}
-	n.raw, n.text = raw, text
+	n.raw, n.text = dropBlanks(raw, text)
 	return nil
+}
+
+// dropBlanks removes the parameters whose value is blank, from raw and text
+// alike (they are index for index; text may be raw itself). Alipay's SDKs
+// leave blank values out of the signed string, so nothing vouches for them:
+// a blank parameter does not exist for the webhook, the policy, headers,
+// placeholders or logs (DESIGN.md §7). Blankness is judged on the text, as
+// Java judges the decoded String.
+func dropBlanks(raw, text form) (form, form) {
+	same := len(raw) > 0 && &raw[0] == &text[0]
+	kept := 0
+	for i := range raw {
+		if isJavaBlank(text[i].value) {
+			continue
+		}
+		raw[kept] = raw[i]
+		if !same {
+			text[kept] = text[i]
+		}
+		kept++
+	}
+	if same {
+		return raw[:kept], raw[:kept]
+	}
+	return raw[:kept], text[:kept]
 }
 
 // get returns a field as UTF-8 text, "" when absent or when n is nil (a
@@ -74,11 +99,11 @@ func (n *notification) get(key string) string {
 	return n.text.get(key)
 }
 
-// signed reports whether field i is covered by the signature: Alipay's SDKs
-// drop empty and whitespace-only values and keep every other value untrimmed.
+// signed reports whether field i is covered by the signature: every field
+// but sign (blank values were dropped when parsing, and every other value is
+// signed untrimmed). sign_type is signed only under V2 (see includes).
 func (n *notification) signed(i int) bool {
-	k := n.raw[i].key
-	return k != "sign" && !isJavaBlank(n.text[i].value)
+	return n.raw[i].key != "sign"
 }
 
 // decodeCharset converts the fields to UTF-8 according to the body's charset
@@ -312,27 +337,51 @@ func (ring keyRing) verify(n *notification) (match, *verifyError) {
 		return match{}, malformedSignature(err.Error())
 	}
 	var sigBuf [maxSignatureSize]byte
-	sig, err := base64.StdEncoding.AppendDecode(sigBuf[:0], []byte(sign))
-	if err != nil {
-		reason := "sign is not valid base64"
-		if strings.ContainsRune(sign, ' ') {
-			reason += ` (it contains spaces: a '+' in it was probably decoded twice, e.g. by a proxy that decodes the body)`
-		}
-		return match{}, malformedSignature(reason)
+	sig, verr := decodeSign(sigBuf[:0], sign)
+	if verr != nil {
+		return match{}, verr
 	}
 	var contentBuf [signedContentBuffer]byte
 	v1 := n.appendSignedContent(contentBuf[:0], ruleV1)
 	if key, ok := ring.find(alg, v1, sig); ok {
-		return match{rule: ruleV1, key: key}, nil
+		return n.unambiguous(match{rule: ruleV1, key: key})
 	}
 	if key, ok := ring.find(alg, n.appendSignedContent(contentBuf[:0], ruleV2), sig); ok {
-		return match{rule: ruleV2, key: key}, nil
+		return n.unambiguous(match{rule: ruleV2, key: key})
 	}
 	return match{}, &verifyError{
 		status:  http.StatusForbidden,
 		reason:  "signature does not verify with any configured key",
 		content: n.signedContent(ruleV1), // a copy: contentBuf is on the stack
 	}
+}
+
+// decodeSign decodes sign, which must be canonical standard base64: no line
+// breaks or spaces, padding as encoded, zero padding bits. Go's decoder would
+// skip line breaks and ignore padding bits, so one signature could be spelled
+// many ways, each looking like another notification (DESIGN.md §7).
+func decodeSign(dst []byte, sign string) ([]byte, *verifyError) {
+	if strings.ContainsAny(sign, "\r\n") {
+		return nil, malformedSignature("sign is not canonical base64: it contains a line break")
+	}
+	sig, err := base64.StdEncoding.Strict().AppendDecode(dst, []byte(sign))
+	if err != nil {
+		reason := "sign is not canonical base64"
+		if strings.ContainsRune(sign, ' ') {
+			reason += ` (it contains spaces: a '+' in it was probably decoded twice, e.g. by a proxy that decodes the body)`
+		}
+		return nil, malformedSignature(reason)
+	}
+	return sig, nil
+}
+
+// unambiguous returns m when the signed string that verified under m.rule
+// has no other reading; otherwise the refusal of foldedParameter.
+func (n *notification) unambiguous(m match) (match, *verifyError) {
+	if reason := n.foldedParameter(m.rule); reason != "" {
+		return match{}, malformedSignature(reason)
+	}
+	return m, nil
 }
 
 // find returns the label of the first key whose signature over content is sig.
@@ -362,7 +411,7 @@ func (key md5Key) verify(n *notification) (match, *verifyError) {
 	want := hex.EncodeToString(h.Sum(nil))
 	// Constant time, so that the answer's timing tells a forger nothing.
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(sign))) == 1 {
-		return match{rule: ruleV1, key: md5KeyLabel}, nil
+		return n.unambiguous(match{rule: ruleV1, key: md5KeyLabel})
 	}
 	return match{}, &verifyError{status: http.StatusForbidden, reason: "MD5 signature does not verify with md5_key", content: content}
 }

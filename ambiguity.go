@@ -1,0 +1,149 @@
+package alipaynotify
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Alipay's signed string is k=v&k=v... with no escaping, so one string has
+// several readings: a captured notification can be re-posted with a
+// neighbouring parameter folded into a value (notify_id=<id>&notify_time=...
+// as the value of notify_id) and still verify, as a "new" notification with
+// no notify_time. The signature cannot tell the readings apart; these checks
+// refuse every reading but the one Alipay meant (DESIGN.md §7).
+
+// reasonAmbiguous starts the refusal of a re-shaped notification.
+const reasonAmbiguous = "a value embeds another parameter"
+
+// foldedParameter returns why the signed string that verified under rule
+// could be read as other parameters, or "" when it has one reading.
+//
+// A value of K is ambiguous when it holds "&N=" with a parameter-like N
+// that sorts after K and before the parameter that follows K in the signed
+// string (or after K when K is last): exactly what folding N into K leaves,
+// because the signed string is sorted. Honest values pass: "subject=A&B=C"
+// (B sorts before subject), or "body=x&zz=1" when total_amount follows body.
+// A value that is one whole JSON document cannot host a fold (the folded
+// text would follow its closing bracket) and is not examined; but a value
+// that only starts one, and whose document ends exactly where a later
+// parameter ends, is a JSON value cut in pieces, and is refused too.
+func (n *notification) foldedParameter(rule string) string {
+	last := -1 // the signed field before i
+	for i := range n.raw {
+		if !n.includes(i, rule) {
+			continue
+		}
+		if last >= 0 {
+			if reason := n.foldInto(last, n.raw[i].key); reason != "" {
+				return reason
+			}
+		}
+		last = i
+	}
+	if last >= 0 {
+		if reason := n.foldInto(last, ""); reason != "" {
+			return reason
+		}
+	}
+	return n.splitJSON(rule)
+}
+
+// foldInto checks field k's value against a fold of a parameter that sorts
+// between its key and next ("" when k is the last signed parameter).
+func (n *notification) foldInto(k int, next string) string {
+	key, value := n.raw[k].key, n.raw[k].value
+	for rest := value; ; {
+		amp := strings.IndexByte(rest, '&')
+		if amp < 0 {
+			return ""
+		}
+		rest = rest[amp+1:]
+		name := rest[:nameLength(rest)]
+		if name == "" || len(name) == len(rest) || rest[len(name)] != '=' {
+			continue
+		}
+		if name > key && (next == "" || name < next) {
+			if isJSONDocument(n.text[k].value) {
+				return ""
+			}
+			return fmt.Sprintf("%s: %s holds %q, which reads as a parameter %s of its own (a re-shaped notification)",
+				reasonAmbiguous, key, truncateString("&"+name+"="), truncateString(name))
+		}
+	}
+}
+
+// splitJSON finds a JSON value cut in pieces: a signed value that starts a
+// JSON object or array but is not one, while the signed string from that
+// value on holds a whole document that ends exactly where a later
+// parameter's value ends. That reading, one JSON value, is the one Alipay
+// signed; the pieces are a re-shaped notification.
+func (n *notification) splitJSON(rule string) string {
+	for i, f := range n.text {
+		if !n.includes(i, rule) || !startsJSONDocument(f.value) || isJSONDocument(f.value) {
+			continue
+		}
+		// The text from this value to the end of the signed string, with the
+		// offsets at which each later value ends.
+		var rest []byte
+		var ends []int
+		rest = append(rest, f.value...)
+		for j := i + 1; j < len(n.text); j++ {
+			if !n.includes(j, rule) {
+				continue
+			}
+			rest = append(append(append(append(rest, '&'), n.text[j].key...), '='), n.text[j].value...)
+			ends = append(ends, len(rest))
+		}
+		dec := json.NewDecoder(bytes.NewReader(rest))
+		var doc json.RawMessage
+		if dec.Decode(&doc) != nil {
+			continue
+		}
+		end := int(dec.InputOffset())
+		for k, e := range ends {
+			if e == end {
+				return fmt.Sprintf("%s: the JSON value of %s continues into the parameters after it, up to %s (a re-shaped notification)",
+					reasonAmbiguous, f.key, n.nthSignedAfter(i, k, rule))
+			}
+		}
+	}
+	return ""
+}
+
+// nthSignedAfter returns the key of the k-th (from 0) signed field after i.
+func (n *notification) nthSignedAfter(i, k int, rule string) string {
+	for j := i + 1; j < len(n.raw); j++ {
+		if !n.includes(j, rule) {
+			continue
+		}
+		if k == 0 {
+			return n.raw[j].key
+		}
+		k--
+	}
+	return ""
+}
+
+// nameLength returns how many leading bytes of s are parameter-name bytes.
+func nameLength(s string) int {
+	for i := 0; i < len(s); i++ {
+		if !isNameByte(s[i]) {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// startsJSONDocument reports whether s begins like a JSON object or array,
+// the only JSON that Alipay puts in a parameter (biz_content,
+// fund_bill_list, voucher_detail_list).
+func startsJSONDocument(s string) bool {
+	return len(s) > 0 && (s[0] == '{' || s[0] == '[')
+}
+
+// isJSONDocument reports whether s is exactly one JSON object or array.
+func isJSONDocument(s string) bool {
+	return startsJSONDocument(s) && json.Valid([]byte(s))
+}
