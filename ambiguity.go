@@ -23,36 +23,44 @@ const reasonAmbiguous = "a value embeds another parameter"
 // A value of K is ambiguous when it holds "&N=" with a parameter-like N
 // that sorts after K and before the parameter that follows K in the signed
 // string (or after K when K is last): exactly what folding N into K leaves,
-// because the signed string is sorted. Honest values pass: "subject=A&B=C"
-// (B sorts before subject), or "body=x&zz=1" when total_amount follows body.
-// A value that is one whole JSON document cannot host a fold (the folded
-// text would follow its closing bracket) and is not examined; but a value
-// that only starts one, and whose document ends exactly where a later
-// parameter ends, is a JSON value cut in pieces, and is refused too.
+// because the signed string is sorted (DESIGN.md §7). Two more shapes let
+// one string be read twice, which the fuzz target FuzzOtherReadings found:
+// N equal to the parameter after K (a=x&b=y&b=z reads as a="x&b=y", b=z or
+// as a=x, b="y&b=z"), and N sorting before K but after the first signed
+// parameter (a=1&c=2&b=3 reads as c="2&b=3" or as a="1&c=2", b=3). So N is
+// refused when it sorts after the first signed parameter and no later than
+// the one after K. Honest values pass: "subject=A&B=C" (B sorts before every
+// lower-case name), "body=x&zz=1" when total_amount follows body. A value
+// that is one whole JSON document cannot host a fold (the folded text would
+// follow its closing bracket) and is not examined; but a value that only
+// starts one, and whose document ends exactly where a later parameter ends,
+// is a JSON value cut in pieces, and is refused too.
 func (n *notification) foldedParameter(rule string) string {
-	last := -1 // the signed field before i
+	first, last := "", -1 // the first signed key; the signed field before i
 	for i := range n.raw {
 		if !n.includes(i, rule) {
 			continue
 		}
 		if last >= 0 {
-			if reason := n.foldInto(last, n.raw[i].key); reason != "" {
+			if reason := n.foldInto(last, first, n.raw[i].key); reason != "" {
 				return reason
 			}
+		} else {
+			first = n.raw[i].key
 		}
 		last = i
 	}
 	if last >= 0 {
-		if reason := n.foldInto(last, ""); reason != "" {
+		if reason := n.foldInto(last, first, ""); reason != "" {
 			return reason
 		}
 	}
 	return n.splitJSON(rule)
 }
 
-// foldInto checks field k's value against a fold of a parameter that sorts
-// between its key and next ("" when k is the last signed parameter).
-func (n *notification) foldInto(k int, next string) string {
+// foldInto checks field k's value for "&N=" with first < N <= next (next ""
+// when k is the last signed parameter: no upper bound).
+func (n *notification) foldInto(k int, first, next string) string {
 	key, value := n.raw[k].key, n.raw[k].value
 	for rest := value; ; {
 		amp := strings.IndexByte(rest, '&')
@@ -64,7 +72,7 @@ func (n *notification) foldInto(k int, next string) string {
 		if name == "" || len(name) == len(rest) || rest[len(name)] != '=' {
 			continue
 		}
-		if name > key && (next == "" || name < next) {
+		if name > first && (next == "" || name <= next) {
 			if isJSONDocument(n.text[k].value) {
 				return ""
 			}

@@ -229,3 +229,148 @@ func FuzzCaddyfile(f *testing.F) {
 		_ = h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
 	})
 }
+
+// readingNames are the parameter names a random notification draws from:
+// real ones, and short ones that sort between them, so that values can
+// hold "&N=" with an N on either side of their key.
+var readingNames = []string{"body", "buyer_id", "c", "charset", "gmt_create", "notify_type", "out_trade_no",
+	"passback_params", "seller_email", "seller_id", "subject", "total_amount", "trade_no", "trade_status", "z"}
+
+// randomNotification draws a signed notification from seed: app_id,
+// notify_id, notify_time and sign_type always, then parameters whose values
+// mix letters with '&', '=' and names, so that the signed string has many
+// readings. v2 keeps sign_type in the signed string.
+func randomNotification(seed []byte) (params []kv, v2 bool) {
+	now := time.Now().In(beijing).Format(alipayTimeLayout)
+	params = []kv{{"app_id", testAppID}, {"notify_id", "2026112900222155624068450559358070"}, {"notify_time", now}, {"sign_type", "RSA2"}}
+	if len(seed) > 0 {
+		v2, seed = seed[0]&1 == 1, seed[1:]
+	}
+	used := map[string]bool{"app_id": true, "notify_id": true, "notify_time": true, "sign_type": true}
+	for len(seed) >= 2 && len(params) < 9 {
+		name := readingNames[int(seed[0])%len(readingNames)]
+		value := readingValue(seed[1], readingNames[int(seed[1]>>4)%len(readingNames)])
+		seed = seed[2:]
+		if used[name] {
+			continue
+		}
+		used[name] = true
+		params = append(params, kv{name, value})
+	}
+	return params, v2
+}
+
+// readingValue is a value shaped by b: plain, holding '=', or holding
+// "&N=" for some name N.
+func readingValue(b byte, name string) string {
+	switch b % 4 {
+	case 0:
+		return "x"
+	case 1:
+		return "a=b"
+	case 2:
+		return "x&" + name + "=y"
+	default:
+		return "x&" + name
+	}
+}
+
+// readings returns every way of cutting s into parameters at '&' (each
+// piece a name, '=', and a value), with at most 2^maxCuts of them.
+func readings(s string, maxCuts int) [][]kv {
+	var amps []int
+	for i := 0; i < len(s); i++ {
+		if s[i] == '&' {
+			amps = append(amps, i)
+		}
+	}
+	if len(amps) > maxCuts {
+		return nil
+	}
+	var out [][]kv
+	for mask := 0; mask < 1<<len(amps); mask++ {
+		var pieces []kv
+		start := 0
+		for i, at := range amps {
+			if mask&(1<<i) != 0 {
+				k, v, _ := strings.Cut(s[start:at], "=")
+				pieces = append(pieces, kv{k, v})
+				start = at + 1
+			}
+		}
+		k, v, _ := strings.Cut(s[start:], "=")
+		out = append(out, append(pieces, kv{k, v}))
+	}
+	return out
+}
+
+// FuzzOtherReadings is the property of DESIGN.md §7: a signed string has
+// one accepted reading at most. For a random signed notification, every
+// reading of its signed string (the same signature over other parameters)
+// is posted with that signature; when the original is accepted, every other
+// reading is refused; when the original itself looks like a fold (a value
+// holding "&N=" with N between its key and the next) and is refused, at
+// most one other reading, the unfolded one, is accepted.
+func FuzzOtherReadings(f *testing.F) {
+	v := fuzzVerifier(f)
+	v.notificationsOnly = true
+	key := testKey(f, "alipay")
+	f.Add([]byte{0, 11, 2, 9, 6})                 // notify_type "x&seller_id=y"...
+	f.Add([]byte{1, 3, 0x92, 12, 0xa2, 2, 1})     // V2
+	f.Add([]byte{0, 0, 0x22, 4, 0xb2, 13, 0x42})  // folds into body and trade_no
+	f.Add([]byte{0, 14, 0x02, 10, 0x81, 5, 0x33}) // the last parameter
+	f.Fuzz(func(t *testing.T, seed []byte) {
+		params, v2 := randomNotification(seed)
+		content := alipayString(params, v2)
+		all := readings(content, 9)
+		if all == nil {
+			return
+		}
+		sign := rsaSign(t, key, "RSA2", content)
+		var accepted []string
+		originalAccepted := false
+		for _, reading := range all {
+			body := encodeForm(reading)
+			if !v2 {
+				body += "&sign_type=RSA2"
+			}
+			body += "&sign=" + url.QueryEscape(sign)
+			if _, _, ref := v.check(context.Background(), []byte(body)); ref == nil {
+				accepted = append(accepted, body)
+				originalAccepted = originalAccepted || sameParams(reading, params, v2)
+			}
+		}
+		if len(accepted) > 1 || len(accepted) == 1 && !originalAccepted && isPlainReading(params, v2) {
+			t.Fatalf("%d readings of one signed string accepted:\n%s", len(accepted), strings.Join(accepted, "\n"))
+		}
+	})
+}
+
+// isPlainReading reports whether no value of params holds '&': then the
+// original is the one reading that may be accepted.
+func isPlainReading(params []kv, v2 bool) bool {
+	for _, p := range params {
+		if strings.Contains(p.v, "&") && (p.k != "sign_type" || v2) {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedParams is params in key order.
+func sortedParams(params []kv) []kv {
+	out := append([]kv(nil), params...)
+	slices.SortFunc(out, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	return out
+}
+
+// sameParams reports whether reading is the signed part of params.
+func sameParams(reading, params []kv, v2 bool) bool {
+	var signed []kv
+	for _, p := range params {
+		if p.k != "sign_type" || v2 {
+			signed = append(signed, p)
+		}
+	}
+	return slices.Equal(sortedParams(reading), sortedParams(signed))
+}

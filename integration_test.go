@@ -33,6 +33,7 @@ const (
 // receivedWebhook is one request an upstream got.
 type receivedWebhook struct {
 	header    http.Header
+	trailer   http.Header
 	body      []byte
 	verifyErr error
 	event     struct {
@@ -61,7 +62,7 @@ func newTestUpstream(t *testing.T, secret string, status int, delay time.Duratio
 	u := &testUpstream{status: status, delay: delay}
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := receivedWebhook{header: r.Header.Clone(), body: body, verifyErr: wh.Verify(body, r.Header)}
+		rec := receivedWebhook{header: r.Header.Clone(), trailer: r.Trailer.Clone(), body: body, verifyErr: wh.Verify(body, r.Header)}
 		if err := json.Unmarshal(body, &rec.event); err != nil && rec.verifyErr == nil {
 			rec.verifyErr = err
 		}

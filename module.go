@@ -322,15 +322,20 @@ func notificationFields(n *notification, extra ...zap.Field) []zap.Field {
 	return append(fields, extra...)
 }
 
-// closeAfterTooLarge closes an HTTP/1 connection after a 413. The body was
-// not read whole, so the connection cannot carry another request; and
-// without "Connection: close" Go's server would first read (up to 256 KiB)
-// of a body announced by Content-Length before sending the answer, instead
-// of answering at once, unread, as DESIGN.md §3 requires.
+// closeAfterTooLarge closes an HTTP/1 connection after a 413, whose body
+// was not read whole, so that the connection cannot carry another request.
+// "Connection: close" stops Go's server from reading (up to 256 KiB of) the
+// announced body before it sends the answer; a read deadline in the past
+// stops it from reading the rest after the answer, or waiting for a body
+// that a client expecting "100 Continue" will never send. So the answer
+// goes out at once, unread, as DESIGN.md §3 requires, and the connection
+// closes right after.
 func closeAfterTooLarge(w http.ResponseWriter, r *http.Request, status int) {
-	if status == http.StatusRequestEntityTooLarge && r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
+	if status != http.StatusRequestEntityTooLarge || r.ProtoMajor != 1 {
+		return
 	}
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // readBody reads at most limit bytes of the body; a longer body is a 413,

@@ -316,21 +316,23 @@ func checkHTTPURL(subdirective, raw string) error {
 
 // check decides whether the form (a POST body or a return_url query) is a
 // genuine notification for this merchant. The app is checked first, because
-// it selects the keys; then the signature; then the rest of the policy, so
-// that a forgery is reported as a bad signature whatever fields it claims.
+// it selects the keys; then the signature and the one reading of the signed
+// string; then, on what the signature covers, whether it is a notification
+// (alipay_notify) and the rest of the policy, so that a forgery is reported
+// as a bad signature whatever fields it claims.
 func (v *Verifier) check(ctx context.Context, form []byte) (*notification, match, *refusal) {
 	n, err := newNotification(form)
 	if err != nil {
 		return nil, match{}, refuse(http.StatusBadRequest, outcomeBadRequest, "malformed notification: %v", err)
 	}
-	if v.notificationsOnly {
-		if ref := requireNotification(n); ref != nil {
-			return n, match{}, ref
-		}
-	}
 	m, ref := v.verifySignature(n)
 	if ref != nil {
 		return n, match{}, ref
+	}
+	if v.notificationsOnly {
+		if ref := requireNotification(n); ref != nil {
+			return n, m, ref
+		}
 	}
 	if ref := v.checkPolicy(n, m); ref != nil {
 		return n, m, ref
