@@ -95,6 +95,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "short secret", input: "alipay_notify {\n" + strings.Replace(minimal, testSecret, "whsec_c2hvcnQ=", 1) + "}", wantErr: "webhook_secret #1: decodes to 5 bytes"},
 		{name: "three secrets", input: "alipay_notify {\n" + minimal + "}" + "", wantErr: ""},
 		{name: "malformed inline key", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:100], 1) + "}", wantErr: "alipay_public_key: malformed inline key: not an X.509 public key"},
+		{name: "inline key damaged in copying", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:40]+"...broken"+line[60:], 1) + "}", wantErr: "alipay_public_key: malformed inline key: not valid base64: the key was damaged when copied"},
+		{name: "inline key with a character outside base64", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:100]+"#"+line[100:], 1) + "}", wantErr: "as one line), at Testfile:3"},
 		{name: "forward not a URL", input: "alipay_notify {\n" + strings.Replace(minimal, "http://127.0.0.1:8080/hook", "127.0.0.1:8080", 1) + "}", wantErr: `forward "127.0.0.1:8080": want an absolute http:// or https:// URL, at Testfile:4`},
 		{name: "bad timeout", input: "alipay_notify {\n" + minimal + "timeout soon\n}", wantErr: `"soon" is not a duration`},
 		{name: "zero timeout", input: "alipay_notify {\n" + minimal + "timeout 0s\n}", wantErr: "timeout must be positive"},
