@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -57,13 +58,29 @@ func ParseNotification(body []byte) (*Notification, error) {
 	return n, nil
 }
 
+// keysPool recycles the scanners' key lists, so that checking a body
+// allocates nothing but the copies of escaped keys.
+var keysPool = sync.Pool{New: func() any {
+	keys := make([][]byte, 0, 32)
+	return &keys
+}}
+
 // scanBody checks the body rules and stores the notifyType in *notifyType.
 func scanBody(body []byte, notifyType *string) error {
 	if !utf8.Valid(body) {
 		return fmt.Errorf("%w: invalid UTF-8", ErrMalformedBody)
 	}
-	s := scanner{data: body, notifyType: notifyType}
-	s.keys = s.keyBuf[:0]
+	pooled := keysPool.Get().(*[][]byte)
+	s := scanner{data: body, notifyType: notifyType, keys: (*pooled)[:0]}
+	defer func() {
+		// Clear what an error left, so that the pool keeps no reference to
+		// this body; do not keep a list grown by a hostile body.
+		clear(s.keys)
+		if cap(s.keys) <= 1024 {
+			*pooled = s.keys[:0]
+			keysPool.Put(pooled)
+		}
+	}()
 	s.skipSpace()
 	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
 		return fmt.Errorf("%w: not a JSON object", ErrMalformedBody)
@@ -90,8 +107,7 @@ type scanner struct {
 	// keys holds the keys of the objects being scanned: an object's keys
 	// are appended from its start, and removed when it ends. A key is a
 	// slice of data when it has no escape, and a decoded copy otherwise.
-	keys   [][]byte
-	keyBuf [32][]byte
+	keys [][]byte
 
 	notifyType *string
 }
