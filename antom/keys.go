@@ -57,10 +57,11 @@ func ParsePublicKey(text string) (*rsa.PublicKey, error) {
 }
 
 // KeyRing holds the Antom public keys of one client, in the order they are
-// tried. Antom rotates keys without telling the merchant which one signed
-// (keyVersion is not a key selector), so during a rotation both the old and
-// the new key are configured and the first that verifies wins. A KeyRing is
-// immutable and safe for concurrent use.
+// tried. The Signature header's keyVersion does not pick the key (nothing
+// published ties a version to a key, and the header is not signed), so
+// during a rotation the old and the new key are both configured and the
+// first that verifies wins. A KeyRing is immutable and safe for concurrent
+// use.
 type KeyRing struct {
 	keys []*rsa.PublicKey
 }

@@ -19,8 +19,8 @@ import (
 //     ("2019-04-04T12:08:56.253+05:30", "2025-05-19T01:52:32Z"). 'T' and
 //     'Z' may be lower case, as RFC 3339 allows.
 //
-// The time keeps the offset it was given (time.UnixMilli's local time for
-// the first form). Anything else, including forms Go's time.Parse would
+// The time keeps the offset it was given (UTC for the first form), so that
+// it can be shown as the sender wrote it. Anything else, including forms Go's time.Parse would
 // accept but RFC 3339 does not (a ',' before the fraction, an offset of 24
 // hours or more, a 10-digit fraction silently truncated), is an error
 // wrapping ErrBadRequestTime.
@@ -29,7 +29,7 @@ import (
 // parsed time; the parse only decides whether the string is a time.
 func ParseRequestTime(s string) (time.Time, error) {
 	if ms, ok := parseEpochMillis(s); ok {
-		return time.UnixMilli(ms), nil
+		return time.UnixMilli(ms).UTC(), nil
 	}
 	if !isRFC3339Shape(s) {
 		return time.Time{}, fmt.Errorf("%w: %q is neither epoch milliseconds nor RFC 3339", ErrBadRequestTime, clip(s))

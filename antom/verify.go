@@ -17,8 +17,10 @@ type Request struct {
 	Method string
 
 	// URI is the request target as the request line carried it: path and
-	// query, no scheme or host (net/http's Request.RequestURI for an
-	// origin-form request). Behind a rewrite, the original one.
+	// query, encoded as received (net/http's Request.RequestURI). Antom
+	// signs the path and query only, so for a request line in absolute
+	// form (http://host/path) the caller passes the path and query. Behind
+	// a rewrite, the original URI.
 	URI string
 
 	// ClientID, RequestTime and Signature are the values of the Client-Id,
