@@ -2,8 +2,9 @@ package antom
 
 import "errors"
 
-// The two classes every error of this package belongs to. A caller answering
-// HTTP needs only these: ErrMalformed is a 400 (the request cannot be an
+// The two classes every error about a request belongs to (the errors of
+// ParsePublicKey, NewKeyRing and Sign are configuration errors, in neither
+// class). A caller answering HTTP needs only these: ErrMalformed is a 400 (the request cannot be an
 // Antom notification as Antom sends them, so retrying it cannot help), and
 // ErrNotVerified is a 403 (well formed, but no configured key signed it).
 var (

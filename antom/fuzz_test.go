@@ -185,9 +185,9 @@ func FuzzParseNotification(f *testing.F) {
 			t.Fatalf("%q: accepted; encoding/json refuses it (duplicate: %v)", body, refDup)
 		case err != nil && refOK && !loneSurrogate:
 			t.Fatalf("%q: refused (%v); encoding/json accepts it", body, err)
+		// A duplicate in an object that closed before a later syntax error
+		// is reported as a duplicate (both refuse): compare valid JSON only.
 		case errors.Is(err, ErrDuplicateKey) && !refDup && utf8.Valid(body) && json.Valid(body):
-			// (A duplicate found in an object that closed before a syntax
-			// error later on is reported as a duplicate: both refuse.)
 			t.Fatalf("%q: %v; encoding/json sees no duplicate", body, err)
 		case err == nil && n.NotifyType != refType:
 			t.Fatalf("%q: notifyType %q, encoding/json reads %q", body, n.NotifyType, refType)

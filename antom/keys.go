@@ -13,8 +13,8 @@ import (
 )
 
 // MinKeyBits is the smallest RSA key NewKeyRing accepts. Antom's keys are
-// 2048-bit; a shorter key configured by mistake (a test key, a truncated
-// paste) would make forgery cheaper, so it is refused at load time rather
+// 2048-bit; a shorter key configured by mistake (a test key) would make
+// forgery cheaper, so it is refused at load time rather
 // than trusted.
 const MinKeyBits = 2048
 
@@ -57,10 +57,10 @@ func ParsePublicKey(text string) (*rsa.PublicKey, error) {
 }
 
 // KeyRing holds the Antom public keys of one client, in the order they are
-// tried. The Signature header's keyVersion does not pick the key (nothing
-// published ties a version to a key, and the header is not signed), so
-// during a rotation the old and the new key are both configured and the
-// first that verifies wins. A KeyRing is immutable and safe for concurrent
+// tried. The Signature header's keyVersion does not pick the key (the
+// header is not signed, so the version could not be trusted), so during a
+// rotation the old and the new key are both configured and the first that
+// verifies wins. A KeyRing is immutable and safe for concurrent
 // use.
 type KeyRing struct {
 	keys []*rsa.PublicKey

@@ -17,8 +17,8 @@ type SignatureHeader struct {
 	Algorithm string
 
 	// KeyVersion is the keyVersion field, 1 when absent. It is informative
-	// only: Antom's documentation gives it no role in choosing a key, so a
-	// KeyRing tries all its keys whatever the version.
+	// only: a KeyRing tries all its keys whatever the version (the header
+	// is not signed, so the version could not be trusted to pick one).
 	KeyVersion int
 
 	// Signature is the signature field as carried: percent-encoded
@@ -45,8 +45,8 @@ type SignatureHeader struct {
 // padding) stays in the value.
 //
 // The algorithm field is required and must be RSA256 (otherwise
-// ErrUnsupportedAlgorithm); keyVersion, when present, is a decimal number;
-// signature is required and non-empty. Errors wrap
+// ErrUnsupportedAlgorithm); keyVersion, when present, is 1 to 9 decimal
+// digits; signature is required and non-empty. Errors wrap
 // ErrMalformedSignatureHeader, ErrUnsupportedAlgorithm or, for an empty
 // value, ErrMissingHeader.
 func ParseSignatureHeader(value string) (SignatureHeader, error) {

@@ -25,8 +25,9 @@ import (
 // hours or more, a 10-digit fraction silently truncated), is an error
 // wrapping ErrBadRequestTime.
 //
-// Note that Verify signs over the header string as received, not over the
-// parsed time; the parse only decides whether the string is a time.
+// Note that the signature covers the header string as received, not the
+// parsed time: the parse only decides whether the string is a time, and
+// when it was.
 func ParseRequestTime(s string) (time.Time, error) {
 	if ms, ok := parseEpochMillis(s); ok {
 		return time.UnixMilli(ms).UTC(), nil
