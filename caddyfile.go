@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 )
 
 func init() {
@@ -336,10 +338,10 @@ func checkLiteralKey(d *caddyfile.Dispenser, key string) error {
 		return nil
 	}
 	trimmed := strings.TrimSpace(key)
-	if !strings.HasPrefix(trimmed, "-----BEGIN") && !looksLikeInlineKey(trimmed) {
+	if !strings.HasPrefix(trimmed, "-----BEGIN") && !alipay.LooksLikeInlineKey(trimmed) {
 		return nil // a path
 	}
-	if _, err := parsePublicKey(key); err != nil {
+	if _, err := alipay.LoadPublicKey(key); err != nil {
 		return d.Errf("alipay_public_key: malformed inline key: %v", err)
 	}
 	return nil

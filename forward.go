@@ -15,28 +15,22 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 )
 
-// beijing is the zone of Alipay's timestamps (notify_time, gmt_*), which
-// carry no zone. A fixed zone, because China has no daylight saving time and
-// a fixed zone needs no tzdata on the server.
-var beijing = time.FixedZone("CST", 8*60*60)
-
-const (
-	alipayTimeLayout = "2006-01-02 15:04:05"
-	// upstreamBodyLimit bounds how much of the upstream's answer is read (and
-	// discarded) so that the connection can be reused.
-	upstreamBodyLimit = 64 << 10
-)
+// upstreamBodyLimit bounds how much of the upstream's answer is read (and
+// discarded) so that the connection can be reused.
+const upstreamBodyLimit = 64 << 10
 
 // eventType is the webhook's type: alipay.<notify_type>, or for an app-gateway
 // message without notify_type its msg_method, which already starts with
 // "alipay.".
-func (n *notification) eventType() string {
-	if t := n.get("notify_type"); t != "" {
+func eventType(n *alipay.Notification) string {
+	if t := n.Get("notify_type"); t != "" {
 		return "alipay." + t
 	}
-	if m := n.get("msg_method"); m != "" {
+	if m := n.Get("msg_method"); m != "" {
 		if strings.HasPrefix(m, "alipay.") {
 			return m
 		}
@@ -45,61 +39,29 @@ func (n *notification) eventType() string {
 	return "alipay.notification"
 }
 
-// signedTime is the moment the notification states it was sent: notify_time
-// (Beijing time), else utc_timestamp (milliseconds) for app-gateway
-// messages. ok is false when it carries neither.
-func (n *notification) signedTime() (t time.Time, ok bool, err error) {
-	if s := n.get("notify_time"); s != "" {
-		t, err := time.ParseInLocation(alipayTimeLayout, s, beijing)
-		if err != nil {
-			return time.Time{}, true, fmt.Errorf("notify_time %q is not yyyy-MM-dd HH:mm:ss", truncate([]byte(s)))
-		}
-		return t, true, nil
-	}
-	if s := n.get("utc_timestamp"); s != "" {
-		ms, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || ms < 0 {
-			return time.Time{}, true, fmt.Errorf("utc_timestamp %q is not milliseconds since 1970", truncate([]byte(s)))
-		}
-		return time.UnixMilli(ms), true, nil
-	}
-	return time.Time{}, false, nil
-}
-
-// webhookID is the Standard Webhooks message id: notify_id, which Alipay
-// keeps across its retries, so the upstream can process each once.
-// alipay_notify refuses notifications without one (requireNotification), so
-// there is no fallback.
-func (n *notification) webhookID() string {
-	return n.get("notify_id")
-}
-
 // webhookBody is the JSON sent upstream:
 // {"type":...,"timestamp":...,"data":{...}}, compact, UTF-8, with every
 // signed field plus sign_type as strings, keys in Alipay's order, never sign.
-func (n *notification) webhookBody(at time.Time) []byte {
+func webhookBody(n *alipay.Notification, at time.Time) []byte {
 	size := 64
-	for _, f := range n.text {
-		size += len(f.key) + len(f.value) + 6
+	for key, value := range n.Params() {
+		size += len(key) + len(value) + 6
 	}
 	b := make([]byte, 0, size+size/8)
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, n.eventType())
+	b = appendJSONString(b, eventType(n))
 	b = append(b, `,"timestamp":`...)
-	b = appendJSONString(b, at.In(beijing).Format(time.RFC3339))
+	b = appendJSONString(b, at.In(alipay.Beijing).Format(time.RFC3339))
 	b = append(b, `,"data":{`...)
 	first := true
-	for i, f := range n.text {
-		if !n.signed(i) {
-			continue
-		}
+	for key, value := range n.Params() {
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, f.key)
+		b = appendJSONString(b, key)
 		b = append(b, ':')
-		b = appendJSONString(b, f.value)
+		b = appendJSONString(b, value)
 	}
 	return append(b, "}}"...)
 }
@@ -210,12 +172,7 @@ func newForwarder(url string, headers http.Header, timeout time.Duration, signer
 		headers: headers,
 		timeout: timeout,
 		signer:  signer,
-		client: &http.Client{
-			Transport: transport,
-			// A redirect is not an acceptance; following it could post the
-			// notification somewhere the merchant never configured.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:  newNoRedirectClient(transport),
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 )
 
 func init() {
@@ -66,15 +68,17 @@ var gateHeaders = []struct{ header, field string }{
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := time.Now()
 	signed, ref := g.signedForm(r)
-	var n *notification
-	var m match
+	var v verified
 	if ref == nil {
-		n, m, ref = g.check(r.Context(), signed)
+		v, ref = g.check(r.Context(), signed)
 	}
 	if ref != nil {
-		g.logger.Warn("request refused", append(notificationFields(n,
+		g.logger.Warn("request refused", notificationFields(v.n,
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
-			zap.String("method", r.Method), zap.String("uri", truncateString(r.RequestURI))), ref.fields...)...)
+			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)))...)
+		if ref.signedString != nil {
+			logSignedString(g.logger, v.n, ref.signedString)
+		}
 		if ref.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, HEAD, POST")
 		}
@@ -82,10 +86,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		answer(w, ref.status, answerFail)
 		return nil
 	}
-	passOn(r, n)
+	passOn(r, v.n)
 	if ce := g.logger.Check(zapcore.InfoLevel, "request verified"); ce != nil {
-		ce.Write(notificationFields(n, zap.String("outcome", outcomeVerified), zap.String("rule", m.rule),
-			zap.String("key", m.key), zap.String("method", r.Method), zap.Duration("duration", time.Since(start)))...)
+		ce.Write(notificationFields(v.n, zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
+			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.Duration("duration", time.Since(start)))...)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -122,7 +126,7 @@ func (g *Gate) signedForm(r *http.Request) ([]byte, *refusal) {
 // removing any the client sent) and placeholders. Trailers are removed:
 // they arrive after the body, unsigned, and a backend may read them as
 // headers (Alipay-Verified: spoof).
-func passOn(r *http.Request, n *notification) {
+func passOn(r *http.Request, n *alipay.Notification) {
 	r.Trailer = nil
 	r.Header.Del("Trailer")
 	for name := range r.Header {
@@ -136,7 +140,7 @@ func passOn(r *http.Request, n *notification) {
 		repl.Set("http.alipay.verified", "true")
 	}
 	for _, h := range gateHeaders {
-		value := n.get(h.field)
+		value := n.Get(h.field)
 		if value != "" {
 			r.Header.Set(h.header, value)
 		}

@@ -20,6 +20,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 )
 
 func init() {
@@ -194,11 +196,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 type result struct {
 	status  int
 	outcome string
-	n       *notification // nil when the body was not parsed
+	n       *alipay.Notification // nil when the body was not parsed
 	message string
 	level   zapcore.Level
 	fields  []zap.Field
-	debug   []zap.Field // details of a refusal, logged at DEBUG
+	// signedString builds the string a refused signature was checked
+	// over, for a DEBUG line; only called when DEBUG is on.
+	signedString func() []byte
 }
 
 func (h *Handler) handle(r *http.Request) result {
@@ -210,27 +214,25 @@ func (h *Handler) handle(r *http.Request) result {
 		return refused(nil, ref)
 	}
 	verifyStart := time.Now()
-	n, m, ref := h.check(r.Context(), body)
+	v, ref := h.check(r.Context(), body)
 	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
 	if ref != nil {
-		return refused(n, ref)
+		return refused(v.n, ref)
 	}
-	fields := []zap.Field{zap.String("rule", m.rule), zap.String("key", m.key)}
-	if status := n.get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
-		return result{status: http.StatusOK, outcome: outcomeFiltered, n: n, level: zapcore.InfoLevel,
+	fields := []zap.Field{zap.String("rule", string(v.match.Rule)), zap.String("key", v.match.Key)}
+	if status := v.n.Get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
+		return result{status: http.StatusOK, outcome: outcomeFiltered, n: v.n, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: trade_status not in forward_status", fields: fields}
 	}
-	return h.forward(r, n, fields)
+	return h.forward(r, v, fields)
 }
 
 // forward sends the verified notification upstream; the answer to Alipay is
-// what the upstream did.
-func (h *Handler) forward(r *http.Request, n *notification, fields []zap.Field) result {
-	at, ok, _ := n.signedTime() // already validated by checkPolicy
-	if !ok {
-		at = time.Now()
-	}
-	sent := h.forwarder.send(r.Context(), n.webhookID(), n.webhookBody(at))
+// what the upstream did. alipay_notify accepts only notifications, which
+// state when they were sent (CheckNotification), so v.sentAt is set.
+func (h *Handler) forward(r *http.Request, v verified, fields []zap.Field) result {
+	n := v.n
+	sent := h.forwarder.send(r.Context(), n.Get("notify_id"), webhookBody(n, v.sentAt))
 	h.metrics.upstreamDuration.Observe(sent.duration.Seconds())
 	fields = append(fields, zap.Int("upstream_status", sent.status), zap.Duration("upstream_duration", sent.duration))
 	if sent.err != nil {
@@ -253,10 +255,10 @@ func (h *Handler) forward(r *http.Request, n *notification, fields []zap.Field) 
 	}
 }
 
-func refused(n *notification, ref *refusal) result {
+func refused(n *alipay.Notification, ref *refusal) result {
 	return result{status: ref.status, outcome: ref.outcome, n: n, level: zapcore.WarnLevel,
 		message: "notification refused", fields: []zap.Field{zap.String("reason", ref.reason), zap.Int("status", ref.status)},
-		debug: ref.fields}
+		signedString: ref.signedString}
 }
 
 // finish counts, exposes, logs and answers a result: placeholders are set
@@ -267,10 +269,8 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
 		ce.Write(append(notificationFields(res.n, zap.String("outcome", res.outcome)), res.fields...)...)
 	}
-	if len(res.debug) > 0 {
-		if ce := h.logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
-			ce.Write(append(res.debug, zap.String("notify_id", res.n.get("notify_id")))...)
-		}
+	if res.signedString != nil {
+		logSignedString(h.logger, res.n, res.signedString)
 	}
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
@@ -299,27 +299,37 @@ func exposeResult(r *http.Request, res result) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.alipay_notify.outcome", res.outcome)
 		for _, p := range placeholderFields {
-			repl.Set(p.placeholder, res.n.get(p.field))
+			repl.Set(p.placeholder, res.n.Get(p.field))
 		}
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", res.n.get("notify_id"))))
+		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", alipay.Truncate(res.n.Get("notify_id")))))
 	}
 }
 
-// notificationFields are the fields that identify a notification in logs.
-func notificationFields(n *notification, extra ...zap.Field) []zap.Field {
+// notificationFields are the fields that identify a notification in logs,
+// each cut to 128 bytes (DESIGN.md §7).
+func notificationFields(n *alipay.Notification, extra ...zap.Field) []zap.Field {
 	if n == nil {
 		return extra
 	}
 	fields := make([]zap.Field, 0, 4+len(extra))
 	fields = append(fields,
-		zap.String("notify_id", truncateString(n.get("notify_id"))),
-		zap.String("app_id", truncateString(n.get("app_id"))),
-		zap.String("out_trade_no", truncateString(n.get("out_trade_no"))),
-		zap.String("trade_status", truncateString(n.get("trade_status"))),
+		zap.String("notify_id", alipay.Truncate(n.Get("notify_id"))),
+		zap.String("app_id", alipay.Truncate(n.Get("app_id"))),
+		zap.String("out_trade_no", alipay.Truncate(n.Get("out_trade_no"))),
+		zap.String("trade_status", alipay.Truncate(n.Get("trade_status"))),
 	)
 	return append(fields, extra...)
+}
+
+// logSignedString logs, at DEBUG, the string a refused signature was
+// checked over: the first thing to compare when every notification fails.
+// It is built only when DEBUG is on, and is bounded by max_body.
+func logSignedString(logger *zap.Logger, n *alipay.Notification, signedString func() []byte) {
+	if ce := logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
+		ce.Write(zap.ByteString("signed_string", signedString()), zap.String("notify_id", alipay.Truncate(n.Get("notify_id"))))
+	}
 }
 
 // closeAfterTooLarge closes an HTTP/1 connection after a 413, whose body

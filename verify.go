@@ -1,449 +1,517 @@
 package alipaynotify
 
 import (
-	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/md5"
-	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+	"time"
 
-	"github.com/emmansun/gmsm/sm2"
-	"golang.org/x/text/encoding/simplifiedchinese"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/emmansun/gmsm/smx509"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"go.uber.org/zap"
 )
 
-// Content rules: which parameters Alipay's signed string covers. Ordinary
-// notifications leave sign_type out (V1); messages pushed to an app gateway
-// keep it (V2). Like Alipay's Node SDK, V1 is tried first, then V2.
+// Outcomes of a notification: the log field "outcome" and the metrics label.
+// A small fixed set, so that it stays low-cardinality.
 const (
-	ruleV1 = "v1"
-	ruleV2 = "v2"
+	outcomeForwarded          = "forwarded"
+	outcomeFiltered           = "filtered"
+	outcomeMethodNotAllowed   = "method_not_allowed"
+	outcomeTooLarge           = "too_large"
+	outcomeBadRequest         = "bad_request"
+	outcomeBadSignature       = "bad_signature"
+	outcomeAppRefused         = "app_refused"
+	outcomeSellerRefused      = "seller_refused"
+	outcomeStale              = "stale"
+	outcomeNotifyVerifyFailed = "notify_verify_refused"
+	outcomeNotifyVerifyError  = "notify_verify_error"
+	outcomeUpstreamError      = "upstream_error"
+	outcomeUpstreamTimeout    = "upstream_timeout"
+	outcomeVerified           = "verified" // alipay_verify passed the request on
 )
 
-// notification is a parsed Alipay notification.
-type notification struct {
-	// raw holds the fields as Alipay signed them (bytes in the body's charset).
-	raw form
-	// text holds the same fields, index for index, converted to UTF-8; for a
-	// UTF-8 body it is raw itself.
-	text form
+const (
+	defaultMaxAge        = 72 * time.Hour
+	defaultMaxBody       = 64 << 10
+	defaultNotifyGateway = "https://mapi.alipay.com/gateway.do"
+	notifyVerifyTimeout  = 10 * time.Second
+)
+
+// KeySource is where an app's Alipay keys come from: public keys,
+// certificates, or both.
+type KeySource struct {
+	// AlipayPublicKeys are Alipay's public keys (支付宝公钥, from the open
+	// platform console; not the app's own public key): each one line of
+	// base64 as the console shows it, a PEM "PUBLIC KEY" block, or the path
+	// of a file holding either. RSA keys verify sign_type RSA2 and RSA, SM2
+	// keys sign_type SM2. They are tried in order, so that a key can be
+	// rotated by listing the new one next to the old. Accepts placeholders
+	// such as {env.*} and {file.*}, resolved when the config loads.
+	AlipayPublicKeys []string `json:"alipay_public_keys,omitempty"`
+
+	// AlipayCerts are, in public-key-certificate mode, the paths of Alipay's
+	// public key certificates (alipayCertPublicKey_RSA2.crt, or the SM2 one);
+	// the first PEM block of each is the key, further blocks are
+	// intermediates. Several may be given for rotation. An expired
+	// certificate is logged as a warning but still used: Alipay's SDKs do
+	// not check expiry when verifying notifications. Accepts placeholders.
+	AlipayCerts []string `json:"alipay_certs,omitempty"`
+
+	// AlipayRootCert is the optional path of Alipay's root certificate file
+	// (alipayRootCert.crt). When set, every certificate of AlipayCerts must
+	// chain to one of its roots, checked by signature and not by date.
+	// Accepts placeholders.
+	AlipayRootCert string `json:"alipay_root_cert,omitempty"`
 }
 
-// newNotification parses body and converts it to text. Every error is a
-// malformed request.
-func newNotification(body []byte) (*notification, error) {
-	n := new(notification)
-	if err := n.parse(body); err != nil {
+func (k KeySource) empty() bool { return len(k.AlipayPublicKeys) == 0 && len(k.AlipayCerts) == 0 }
+
+// App is one Alipay app with its own keys, for platforms that run several:
+// the notification's app_id selects the App.
+type App struct {
+	// AppID is the Alipay app ID these keys verify.
+	AppID string `json:"app_id,omitempty"`
+
+	KeySource
+}
+
+// Verifier is the part of the configuration that decides whether a request is
+// a genuine Alipay notification for this merchant: which keys verify its
+// signature and which apps, sellers and ages are accepted. alipay_notify and
+// alipay_verify share it.
+type Verifier struct {
+	// AppIDs are the Alipay app IDs (APPID, e.g. "2021000000000000") whose
+	// notifications the top-level keys verify. A notification for an app
+	// neither listed here nor in Apps is refused with 403, even when its
+	// signature verifies. Required with top-level keys.
+	AppIDs []string `json:"app_ids,omitempty"`
+
+	// The top-level keys, serving AppIDs.
+	KeySource
+
+	// Apps are further apps, each with its own keys.
+	Apps []App `json:"apps,omitempty"`
+
+	// Partner is the merchant's PID (2088...) for legacy mapi notifications
+	// (sign_type MD5), which carry no app_id. With Partner, MD5Key is
+	// required, and a legacy notification's seller_id must equal Partner
+	// unless SellerIDs lists the allowed ones.
+	Partner string `json:"partner,omitempty"`
+
+	// MD5Key is the partner's MD5 key (安全校验码) that signs legacy mapi
+	// notifications: sign = md5_hex(signed string + key). A secret: use a
+	// placeholder such as {env.ALIPAY_MD5_KEY}.
+	MD5Key string `json:"md5_key,omitempty"`
+
+	// NotifyVerify, when set, is the legacy gateway URL (usually
+	// https://mapi.alipay.com/gateway.do) asked to confirm each verified
+	// MD5 notification (service=notify_verify&partner=...&notify_id=...)
+	// before it is accepted: only the answer "true" confirms it. Another
+	// answer is a 403; an unreachable gateway a 502, one that does not
+	// answer in time (alipay_notify's timeout; 10s for alipay_verify) a 504,
+	// so that Alipay retries.
+	NotifyVerify string `json:"notify_verify,omitempty"`
+
+	// SellerIDs, when set, are the only seller_id values (the merchant's
+	// 2088... PID) accepted; a notification that carries another seller_id
+	// is refused with 403. Notifications without seller_id pass.
+	SellerIDs []string `json:"seller_ids,omitempty"`
+
+	// MaxAge refuses, with 403, notifications whose signed notify_time (or
+	// utc_timestamp for app-gateway messages) is older than this, so that a
+	// captured notification cannot be replayed for ever. Default 72h (Alipay
+	// stops retrying after about 25h); a negative value turns the check off.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// MaxBody is the largest request body accepted, in bytes; a larger one is
+	// answered 413. Default 65536 (64 KiB; real notifications are 1 to 3 KiB).
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// notificationsOnly refuses what is not an asynchronous notification
+	// (alipay_notify); the gate also takes return_url redirects.
+	notificationsOnly bool
+
+	rings          map[string]*alipay.KeyRing // by app_id
+	md5            alipay.MD5Key              // nil: no legacy mode
+	gateway        *http.Client
+	gatewayTimeout time.Duration // alipay_notify uses its timeout
+	maxAge         time.Duration // 0: off
+	maxBody        int64
+	now            func() time.Time
+}
+
+// refusal is why a request is not accepted: the answer's status, the outcome
+// for logs and metrics, and the reason in words.
+type refusal struct {
+	status  int
+	outcome string
+	reason  string
+	// signedString, for a signature that does not verify, builds the
+	// string that was checked, for a DEBUG line: only when DEBUG is on.
+	signedString func() []byte
+}
+
+func refuse(status int, outcome, format string, args ...any) *refusal {
+	return &refusal{status: status, outcome: outcome, reason: fmt.Sprintf(format, args...)}
+}
+
+// provision resolves placeholders and loads the keys.
+func (v *Verifier) provision(logger *zap.Logger) error {
+	if v.now == nil {
+		v.now = time.Now
+	}
+	repl := caddy.NewReplacer()
+	if err := v.provisionApps(repl, logger); err != nil {
+		return err
+	}
+	if err := v.provisionMD5(repl); err != nil {
+		return err
+	}
+	if len(v.rings) == 0 && v.md5 == nil {
+		return errors.New("nothing to verify with: give app_id with alipay_public_key or alipay_cert, app blocks, or partner with md5_key")
+	}
+	switch {
+	case v.MaxAge == 0:
+		v.maxAge = defaultMaxAge
+	case v.MaxAge > 0:
+		v.maxAge = time.Duration(v.MaxAge)
+	}
+	v.maxBody = v.MaxBody
+	if v.maxBody <= 0 {
+		v.maxBody = defaultMaxBody
+	}
+	return nil
+}
+
+// provisionApps loads the top-level keys for AppIDs and each App's keys.
+func (v *Verifier) provisionApps(repl *caddy.Replacer, logger *zap.Logger) error {
+	v.rings = make(map[string]*alipay.KeyRing)
+	if !v.KeySource.empty() || len(v.AppIDs) > 0 {
+		if len(v.AppIDs) == 0 {
+			return errors.New("app_id is required: the Alipay app ID(s) the top-level keys verify")
+		}
+		if v.KeySource.empty() {
+			return fmt.Errorf("app_id %s has no key: give alipay_public_key or alipay_cert", strings.Join(v.AppIDs, " "))
+		}
+		ring, err := v.KeySource.load(repl, logger, "")
+		if err != nil {
+			return err
+		}
+		for _, id := range v.AppIDs {
+			v.rings[id] = ring
+		}
+	}
+	for _, app := range v.Apps {
+		where := "app " + app.AppID + ": "
+		if app.AppID == "" {
+			return errors.New("app: an app block needs its app_id")
+		}
+		if _, dup := v.rings[app.AppID]; dup {
+			return fmt.Errorf("%sapp_id given twice", where)
+		}
+		if app.KeySource.empty() {
+			return fmt.Errorf("%sno key: give alipay_public_key or alipay_cert in the block", where)
+		}
+		ring, err := app.KeySource.load(repl, logger, where)
+		if err != nil {
+			return err
+		}
+		v.rings[app.AppID] = ring
+	}
+	return nil
+}
+
+// provisionMD5 sets up legacy mapi mode.
+func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
+	if v.Partner == "" && v.MD5Key == "" {
+		if v.NotifyVerify != "" {
+			return errors.New("notify_verify needs partner and md5_key (it confirms legacy MD5 notifications)")
+		}
+		return nil
+	}
+	if v.Partner == "" || v.MD5Key == "" {
+		return errors.New("partner and md5_key go together: legacy MD5 notifications need both")
+	}
+	key, err := repl.ReplaceOrErr(v.MD5Key, true, true)
+	if err != nil {
+		return fmt.Errorf("md5_key: %w", err)
+	}
+	v.md5 = alipay.MD5Key(strings.TrimSpace(key))
+	if v.NotifyVerify != "" {
+		if err := checkHTTPURL("notify_verify", v.NotifyVerify); err != nil {
+			return err
+		}
+		if v.gatewayTimeout <= 0 {
+			v.gatewayTimeout = notifyVerifyTimeout
+		}
+		v.gateway = newNoRedirectClient(nil)
+	}
+	return nil
+}
+
+// load parses the source's keys and certificates into a key ring; where
+// prefixes errors and key labels ("app 2021...: ").
+func (k KeySource) load(repl *caddy.Replacer, logger *zap.Logger, where string) (*alipay.KeyRing, error) {
+	ring := new(alipay.KeyRing)
+	for i, value := range k.AlipayPublicKeys {
+		label := fmt.Sprintf("%salipay_public_key #%d", where, i+1)
+		resolved, err := resolve(repl, value, label)
+		if err != nil {
+			return nil, err
+		}
+		key, err := alipay.LoadPublicKey(resolved)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		if err := ring.Add(label, key); err != nil {
+			return nil, err
+		}
+	}
+	roots, err := k.loadRoots(repl, where)
+	if err != nil {
 		return nil, err
 	}
-	return n, nil
-}
-
-// parse fills n from body; newNotification without the allocation of n, for
-// callers that keep the notification on their stack (Keys.Verify).
-func (n *notification) parse(body []byte) error {
-	raw, validUTF8, err := decodeForm(body)
-	if err != nil {
-		return err
-	}
-	text, err := decodeCharset(raw, validUTF8)
-	if err != nil {
-		return err
-	}
-	n.raw, n.text = dropBlanks(raw, text)
-	return nil
-}
-
-// dropBlanks removes the parameters whose value is blank, from raw and text
-// alike (they are index for index; text may be raw itself). Alipay's SDKs
-// leave blank values out of the signed string, so nothing vouches for them:
-// a blank parameter does not exist for the webhook, the policy, headers,
-// placeholders or logs (DESIGN.md §7). Blankness is judged on the text, as
-// Java judges the decoded String.
-func dropBlanks(raw, text form) (form, form) {
-	same := len(raw) > 0 && &raw[0] == &text[0]
-	kept := 0
-	for i := range raw {
-		if isJavaBlank(text[i].value) {
-			continue
+	for i, value := range k.AlipayCerts {
+		label := fmt.Sprintf("%salipay_cert #%d", where, i+1)
+		path, err := resolve(repl, value, label)
+		if err != nil {
+			return nil, err
 		}
-		raw[kept] = raw[i]
-		if !same {
-			text[kept] = text[i]
+		cert, err := alipay.LoadCertificate(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
 		}
-		kept++
-	}
-	if same {
-		return raw[:kept], raw[:kept]
-	}
-	return raw[:kept], text[:kept]
-}
-
-// get returns a field as UTF-8 text, "" when absent or when n is nil (a
-// request refused before its body was parsed).
-func (n *notification) get(key string) string {
-	if n == nil {
-		return ""
-	}
-	return n.text.get(key)
-}
-
-// signed reports whether field i is covered by the signature: every field
-// but sign (blank values were dropped when parsing, and every other value is
-// signed untrimmed). sign_type is signed only under V2 (see includes).
-func (n *notification) signed(i int) bool {
-	return n.raw[i].key != "sign"
-}
-
-// decodeCharset converts the fields to UTF-8 according to the body's charset
-// parameter. A value that is not valid in its charset makes the notification
-// malformed: it can be neither shown nor forwarded faithfully. validUTF8 says
-// whether every key and value is valid UTF-8 (decodeForm knows).
-func decodeCharset(raw form, validUTF8 bool) (form, error) {
-	switch cs := strings.ToLower(raw.get("charset")); cs {
-	case "", "utf-8", "utf8":
-		if validUTF8 {
-			return raw, nil
-		}
-		for _, f := range raw {
-			if !utf8.ValidString(f.key) || !utf8.ValidString(f.value) {
-				return nil, fmt.Errorf("parameter %q is not valid UTF-8 (charset %q)", truncate([]byte(f.key)), cs)
+		if roots != nil {
+			if err := cert.ChainsTo(roots); err != nil {
+				return nil, fmt.Errorf("%s: %w", label, err)
 			}
 		}
-		return raw, nil
-	case "gbk", "gb2312", "gb18030":
-		return decodeGBK(raw)
-	default:
-		return nil, fmt.Errorf("unsupported charset %q (Alipay sends utf-8 or gbk)", truncate([]byte(cs)))
-	}
-}
-
-// decodeGBK converts every key and value from GBK (GB2312 is a subset, and
-// GB18030 a superset that the decoder also reads) to UTF-8.
-func decodeGBK(raw form) (form, error) {
-	dec := simplifiedchinese.GB18030.NewDecoder()
-	text := make(form, len(raw))
-	for i, f := range raw {
-		key, err := gbkToUTF8(dec, f.key)
-		if err != nil {
-			return nil, fmt.Errorf("parameter name %q: %w", truncate([]byte(f.key)), err)
+		label += " (SN " + cert.SerialNumber() + ")"
+		if cert.Expired(time.Now()) {
+			logger.Warn("alipay_cert has expired; still using it, as Alipay's SDKs do, but download the current one from the open platform console",
+				zap.String("cert", label), zap.Time("not_after", cert.Leaf.NotAfter))
 		}
-		value, err := gbkToUTF8(dec, f.value)
-		if err != nil {
-			return nil, fmt.Errorf("parameter %q: %w", key, err)
-		}
-		text[i] = field{key: key, value: value}
-	}
-	return text, nil
-}
-
-func gbkToUTF8(dec interface{ String(string) (string, error) }, s string) (string, error) {
-	if isASCII(s) {
-		return s, nil
-	}
-	out, err := dec.String(s)
-	// The decoder replaces invalid sequences with U+FFFD instead of failing;
-	// a GBK body cannot contain U+FFFD itself, so its presence means garbage.
-	if err != nil || strings.ContainsRune(out, utf8.RuneError) {
-		return "", errors.New("not valid GBK")
-	}
-	return out, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
+		if err := ring.Add(label, cert.PublicKey()); err != nil {
+			return nil, err
 		}
 	}
-	return true
+	return ring, nil
 }
 
-// isJavaBlank reports whether s is empty or only whitespace as Java's
-// Character.isWhitespace sees it, the test Alipay's Java SDK applies (through
-// StringUtils.isEmpty) before putting a value into the signed string.
-func isJavaBlank(s string) bool {
-	for _, r := range s {
-		if !isJavaWhitespace(r) {
-			return false
-		}
+// loadRoots reads alipay_root_cert, if set.
+func (k KeySource) loadRoots(repl *caddy.Replacer, where string) ([]*smx509.Certificate, error) {
+	if k.AlipayRootCert == "" {
+		return nil, nil
 	}
-	return true
-}
-
-func isJavaWhitespace(r rune) bool {
-	if r < utf8.RuneSelf { // the common case, without unicode's table lookups
-		return r == ' ' || '\t' <= r && r <= '\r' || 0x1c <= r && r <= 0x1f
+	path, err := resolve(repl, k.AlipayRootCert, where+"alipay_root_cert")
+	if err != nil {
+		return nil, err
 	}
-	switch r {
-	case '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f:
-		return true
-	case 0xa0, 0x2007, 0x202f: // Java excludes the non-breaking spaces
-		return false
+	roots, err := alipay.ReadCertificates(path)
+	if err != nil {
+		return nil, fmt.Errorf("%salipay_root_cert %s: %w", where, path, err)
 	}
-	return unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp)
-}
-
-// signedContent returns the string Alipay signed under rule: the signed
-// fields as key=value joined with '&' in key byte order, unescaped, in the
-// body's own charset; sign_type only under V2.
-func (n *notification) signedContent(rule string) []byte {
-	return n.appendSignedContent(nil, rule)
-}
-
-// appendSignedContent appends signedContent(rule) to content, so that the
-// verifier can build it in a buffer on its stack.
-func (n *notification) appendSignedContent(content []byte, rule string) []byte {
-	size := 0 // an upper bound, cheaper than asking includes twice
-	for _, f := range n.raw {
-		size += len(f.key) + 1 + len(f.value) + 1
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("%salipay_root_cert %s: no certificate in it could be parsed", where, path)
 	}
-	content = slices.Grow(content[:0], size)
-	for i, f := range n.raw {
-		if !n.includes(i, rule) {
-			continue
-		}
-		if len(content) > 0 {
-			content = append(content, '&')
-		}
-		content = append(content, f.key...)
-		content = append(content, '=')
-		content = append(content, f.value...)
+	return roots, nil
+}
+
+// resolve replaces the global placeholders ({env.*}, {file.*}) of a
+// configured value; what names the value in the error.
+func resolve(repl *caddy.Replacer, value, what string) (string, error) {
+	resolved, err := repl.ReplaceOrErr(value, true, true)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
-	return content
+	return resolved, nil
 }
 
-func (n *notification) includes(i int, rule string) bool {
-	return n.signed(i) && (rule == ruleV2 || n.raw[i].key != "sign_type")
-}
-
-// signatureAlgorithm is what a notification's sign_type names.
-type signatureAlgorithm struct {
-	name string
-	hash crypto.Hash // RSA's digest; 0 for SM2, which hashes with the key
-}
-
-// algorithmFor maps sign_type to its algorithm. The hash must come from
-// sign_type: SDKs that hard-code SHA-256 fail on apps that still sign with
-// RSA. MD5 (legacy mapi notifications) is checked with the merchant's MD5
-// key instead, by the caller.
-func algorithmFor(signType string) (signatureAlgorithm, error) {
-	switch signType {
-	case "RSA2":
-		return signatureAlgorithm{name: signType, hash: crypto.SHA256}, nil
-	case "RSA":
-		return signatureAlgorithm{name: signType, hash: crypto.SHA1}, nil
-	case "SM2":
-		return signatureAlgorithm{name: signType}, nil
-	case "":
-		return signatureAlgorithm{}, errors.New("no sign_type")
-	default:
-		return signatureAlgorithm{}, fmt.Errorf("unsupported sign_type %q (supported: RSA2, RSA, SM2, and MD5 with partner and md5_key)", truncate([]byte(signType)))
-	}
-}
-
-// digest hashes content for RSA into sum, which the caller keeps on its
-// stack, and returns the digest's bytes; nil for SM2, which hashes with the
-// key.
-func (a signatureAlgorithm) digest(sum *[sha256.Size]byte, content []byte) []byte {
-	switch a.hash {
-	case crypto.SHA1:
-		*(*[sha1.Size]byte)(sum[:sha1.Size]) = sha1.Sum(content)
-		return sum[:sha1.Size]
-	case crypto.SHA256:
-		*sum = sha256.Sum256(content)
-		return sum[:]
+// checkHTTPURL checks that a URL subdirective is an absolute http(s) URL.
+func checkHTTPURL(subdirective, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q: want an absolute http:// or https:// URL", subdirective, raw)
 	}
 	return nil
 }
 
-// check reports whether sig is key's signature of content. An RSA key only
-// checks RSA and RSA2, an SM2 key only SM2 (SM3withSM2 with the default user
-// ID 1234567812345678, as Alipay's Java SDK signs).
-func (a signatureAlgorithm) check(key crypto.PublicKey, content, digest, sig []byte) bool {
-	switch k := key.(type) {
-	case *rsa.PublicKey:
-		return a.hash != 0 && rsa.VerifyPKCS1v15(k, a.hash, digest, sig) == nil
-	case *ecdsa.PublicKey:
-		// A copy: gmsm's escape analysis lets sig escape, which would move
-		// verify's stack buffer for it to the heap for every RSA
-		// notification too.
-		return a.hash == 0 && sm2.VerifyASN1WithSM2(k, nil, content, bytes.Clone(sig))
+// newNoRedirectClient is the HTTP client for the upstream and the legacy
+// gateway: a redirect is not an answer (following it could post a
+// notification somewhere the merchant never configured).
+func newNoRedirectClient(transport http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return false
 }
 
-// publicKey is one key that may have signed a notification.
-type publicKey struct {
-	// label names the key in logs without revealing it, e.g.
-	// "alipay_public_key #2" or "alipay_cert #1 (SN ...)".
-	label string
-	key   crypto.PublicKey // *rsa.PublicKey, or *ecdsa.PublicKey on the SM2 curve
+// verified is a request that passed check: the notification, what verified
+// it, and the time it states it was sent.
+type verified struct {
+	n      *alipay.Notification
+	match  alipay.Match
+	sentAt time.Time // zero when it states none (a return_url through the gate)
+	legacy bool      // verified with the MD5 key
 }
 
-// keyRing holds the keys tried in order (rotation: old and new both valid).
-type keyRing []publicKey
-
-// match is what a successful verification found.
-type match struct {
-	rule string
-	key  string
-}
-
-// verifyError is a refused verification: status 400 for a malformed
-// signature, 403 for one that does not verify.
-type verifyError struct {
-	status int
-	reason string
-	// content is the V1 string that was checked, for a DEBUG log line.
-	content []byte
-}
-
-func (e *verifyError) Error() string { return e.reason }
-
-func malformedSignature(reason string) *verifyError {
-	return &verifyError{status: http.StatusBadRequest, reason: reason}
-}
-
-// Buffers that verify keeps on its stack, so that a verification allocates
-// nothing beyond what crypto/rsa does: the signature (RSA-4096 at most) and
-// the signed string of a typical notification (1 to 3 KiB; a longer one
-// moves to the heap).
-const (
-	maxSignatureSize    = 512
-	signedContentBuffer = 4 << 10
-)
-
-// verify checks the notification's RSA or SM2 signature with every key,
-// under V1 and then V2, and reports which matched.
-func (ring keyRing) verify(n *notification) (match, *verifyError) {
-	sign := n.raw.get("sign")
-	if sign == "" {
-		return match{}, malformedSignature("no sign parameter")
-	}
-	alg, err := algorithmFor(n.raw.get("sign_type"))
+// check decides whether the form (a POST body or a return_url query) is a
+// genuine notification for this merchant. The app is checked first, because
+// it selects the keys; then the signature and the one reading of the signed
+// string; then, on what the signature covers, whether it is a notification
+// (alipay_notify) and the rest of the policy, so that a forgery is reported
+// as a bad signature whatever fields it claims. On a refusal, v.n is the
+// notification when it could be parsed (for the log line).
+func (v *Verifier) check(ctx context.Context, form []byte) (verified, *refusal) {
+	n, err := alipay.ParseNotification(form)
 	if err != nil {
-		return match{}, malformedSignature(err.Error())
+		return verified{}, refuse(http.StatusBadRequest, outcomeBadRequest, "malformed notification: %v", err)
 	}
-	var sigBuf [maxSignatureSize]byte
-	sig, verr := decodeSign(sigBuf[:0], sign)
-	if verr != nil {
-		return match{}, verr
+	res := verified{n: n}
+	if ref := v.verifySignature(&res); ref != nil {
+		return res, ref
 	}
-	var contentBuf [signedContentBuffer]byte
-	v1 := n.appendSignedContent(contentBuf[:0], ruleV1)
-	if key, ok := ring.find(alg, v1, sig); ok {
-		return n.unambiguous(match{rule: ruleV1, key: key})
+	if v.notificationsOnly {
+		if err := n.CheckNotification(); err != nil {
+			return res, refusalFor(err)
+		}
 	}
-	if key, ok := ring.find(alg, n.appendSignedContent(contentBuf[:0], ruleV2), sig); ok {
-		return n.unambiguous(match{rule: ruleV2, key: key})
+	if ref := v.checkPolicy(&res); ref != nil {
+		return res, ref
 	}
-	return match{}, &verifyError{
-		status:  http.StatusForbidden,
-		reason:  "signature does not verify with any configured key",
-		content: n.signedContent(ruleV1), // a copy: contentBuf is on the stack
+	if res.legacy && v.gateway != nil {
+		if ref := v.confirmWithGateway(ctx, n); ref != nil {
+			return res, ref
+		}
+	}
+	return res, nil
+}
+
+// verifySignature picks the keys (the MD5 key for sign_type MD5, else the
+// keys of the notification's app_id) and verifies with them.
+func (v *Verifier) verifySignature(res *verified) *refusal {
+	n := res.n
+	var err error
+	if n.SignType() == "MD5" && v.md5 != nil {
+		res.legacy = true
+		res.match, err = v.md5.Verify(n)
+	} else {
+		if n.Sign() == "" {
+			return refusalFor(alipay.ErrNoSign)
+		}
+		if err := alipay.CheckSignType(n.SignType()); err != nil {
+			return refusalFor(err)
+		}
+		appID := n.Get("app_id")
+		ring, ok := v.rings[appID]
+		if !ok {
+			return refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q is not one of the configured apps %v", alipay.Truncate(appID), v.appList())
+		}
+		res.match, err = ring.Verify(n)
+	}
+	if err == nil {
+		return nil
+	}
+	ref := refusalFor(err)
+	if ref.outcome == outcomeBadSignature {
+		hint := alipay.WrongKeyHint
+		if res.legacy {
+			hint = "check md5_key: the partner's MD5 key (安全校验码) of the legacy mapi gateway"
+		}
+		ref.reason += "; " + hint
+		ref.signedString = func() []byte { return n.SignedString(alipay.RuleV1) }
+	}
+	return ref
+}
+
+// refusalFor maps the protocol's errors to the answer: the one place where
+// a malformed notification becomes a 400 and one that does not verify a 403.
+func refusalFor(err error) *refusal {
+	switch {
+	case errors.Is(err, alipay.ErrNotVerified):
+		return refuse(http.StatusForbidden, outcomeBadSignature, "%v", err)
+	default:
+		return refuse(http.StatusBadRequest, outcomeBadRequest, "%v", err)
 	}
 }
 
-// decodeSign decodes sign, which must be canonical standard base64: no line
-// breaks or spaces, padding as encoded, zero padding bits. Go's decoder would
-// skip line breaks and ignore padding bits, so one signature could be spelled
-// many ways, each looking like another notification (DESIGN.md §7).
-func decodeSign(dst []byte, sign string) ([]byte, *verifyError) {
-	if strings.ContainsAny(sign, "\r\n") {
-		return nil, malformedSignature("sign is not canonical base64: it contains a line break")
+func (v *Verifier) appList() []string {
+	apps := make([]string, 0, len(v.rings))
+	for id := range v.rings {
+		apps = append(apps, id)
 	}
-	sig, err := base64.StdEncoding.Strict().AppendDecode(dst, []byte(sign))
+	slices.Sort(apps)
+	return apps
+}
+
+// checkPolicy applies the merchant's seller and age rules to a verified
+// notification, and records when it was sent.
+func (v *Verifier) checkPolicy(res *verified) *refusal {
+	if seller := res.n.Get("seller_id"); seller != "" {
+		allowed := v.SellerIDs
+		if len(allowed) == 0 && res.legacy {
+			allowed = []string{v.Partner} // a legacy notification is the partner's own
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, seller) {
+			return refuse(http.StatusForbidden, outcomeSellerRefused, "seller_id %q is not one of %v", alipay.Truncate(seller), allowed)
+		}
+	}
+	sent, ok, err := res.n.SentAt()
 	if err != nil {
-		reason := "sign is not canonical base64"
-		if strings.ContainsRune(sign, ' ') {
-			reason += ` (it contains spaces: a '+' in it was probably decoded twice, e.g. by a proxy that decodes the body)`
-		}
-		return nil, malformedSignature(reason)
+		return refusalFor(err)
 	}
-	return sig, nil
-}
-
-// unambiguous returns m when the signed string that verified under m.rule
-// has no other reading; otherwise the refusal of foldedParameter.
-func (n *notification) unambiguous(m match) (match, *verifyError) {
-	if reason := n.foldedParameter(m.rule); reason != "" {
-		return match{}, malformedSignature(reason)
+	if !ok {
+		return nil
 	}
-	return m, nil
-}
-
-// find returns the label of the first key whose signature over content is sig.
-func (ring keyRing) find(alg signatureAlgorithm, content, sig []byte) (string, bool) {
-	var sum [sha256.Size]byte
-	digest := alg.digest(&sum, content)
-	for _, k := range ring {
-		if alg.check(k.key, content, digest, sig) {
-			return k.label, true
+	res.sentAt = sent
+	if v.maxAge > 0 {
+		if age := v.now().Sub(sent); age > v.maxAge {
+			return refuse(http.StatusForbidden, outcomeStale,
+				"notification sent %s ago, more than max_age %s (a replay, or a clock far off)", age.Round(time.Second), v.maxAge)
 		}
 	}
-	return "", false
+	return nil
 }
 
-// md5Key verifies legacy mapi notifications: sign = md5_hex(V1 string + key).
-type md5Key []byte
-
-func (key md5Key) verify(n *notification) (match, *verifyError) {
-	sign := n.raw.get("sign")
-	if sign == "" {
-		return match{}, malformedSignature("no sign parameter")
+// confirmWithGateway asks the legacy gateway whether Alipay really sent the
+// notification (notify_verify); only the answer "true" confirms it.
+func (v *Verifier) confirmWithGateway(ctx context.Context, n *alipay.Notification) *refusal {
+	notifyID := n.Get("notify_id")
+	if notifyID == "" {
+		return refuse(http.StatusBadRequest, outcomeBadRequest, "no notify_id to confirm with notify_verify")
 	}
-	content := n.signedContent(ruleV1)
-	h := md5.New()
-	h.Write(content)
-	h.Write(key)
-	want := hex.EncodeToString(h.Sum(nil))
-	// Constant time, so that the answer's timing tells a forger nothing.
-	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(sign))) == 1 {
-		return n.unambiguous(match{rule: ruleV1, key: md5KeyLabel})
+	query := "service=notify_verify&partner=" + url.QueryEscape(v.Partner) + "&notify_id=" + url.QueryEscape(notifyID)
+	target := v.NotifyVerify + "?" + query
+	if strings.Contains(v.NotifyVerify, "?") {
+		target = v.NotifyVerify + "&" + query
 	}
-	return match{}, &verifyError{status: http.StatusForbidden, reason: "MD5 signature does not verify with md5_key", content: content}
-}
-
-// Keys verifies Alipay signatures outside Caddy, with exactly the handler's
-// rules; for tools, benchmarks and other Go programs.
-type Keys struct{ ring keyRing }
-
-// NewKeys parses Alipay public keys in any form alipay_public_key accepts:
-// one line of base64, a PEM block, or a file path.
-func NewKeys(keys ...string) (*Keys, error) {
-	k := new(Keys)
-	for i, value := range keys {
-		key, err := parsePublicKey(value)
-		if err != nil {
-			return nil, fmt.Errorf("key #%d: %w", i+1, err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.gatewayTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return refuse(http.StatusBadGateway, outcomeNotifyVerifyError, "notify_verify: %v", err)
+	}
+	resp, err := v.gateway.Do(req)
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			status = http.StatusGatewayTimeout
 		}
-		k.ring = append(k.ring, publicKey{label: fmt.Sprintf("key #%d", i+1), key: key})
+		return refuse(status, outcomeNotifyVerifyError, "notify_verify gateway unreachable; Alipay will retry: %v", err)
 	}
-	return k, nil
-}
-
-// Verify reports whether body, a notification exactly as Alipay POSTed it,
-// is well-formed and signed by one of the keys. It checks only the
-// signature, not app_id, seller_id or age.
-func (k *Keys) Verify(body []byte) error {
-	var n notification
-	if err := n.parse(body); err != nil {
-		return fmt.Errorf("malformed notification: %w", err)
-	}
-	if _, verr := k.ring.verify(&n); verr != nil {
-		return verr
+	defer resp.Body.Close()
+	answer := make([]byte, 64)
+	size, _ := io.ReadFull(resp.Body, answer)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(answer[:size])) != "true" {
+		return refuse(http.StatusForbidden, outcomeNotifyVerifyFailed,
+			"notify_verify gateway did not confirm notify_id %q (status %d, answer %q)", alipay.Truncate(notifyID), resp.StatusCode, alipay.Truncate(string(answer[:size])))
 	}
 	return nil
 }

@@ -1,10 +1,9 @@
-package alipaynotify
+package alipay
 
 import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -12,30 +11,31 @@ import (
 	"unicode/utf8"
 )
 
-// field is one parameter of a notification, percent-decoded exactly once.
-// Key and value are the bytes Alipay sent, in the notification's charset
+// Param is one parameter of a notification, percent-decoded exactly once.
+// Key and Value are the bytes Alipay sent, in the notification's charset
 // (UTF-8 or GBK), because those are the bytes Alipay signed.
-type field struct {
-	key, value string
+type Param struct {
+	Key, Value string
 }
 
-// form is a parsed notification body: its fields sorted by key in byte
+// form is a parsed notification body: its parameters sorted by key in byte
 // order, which is the order of Alipay's signed string, with no key twice.
-type form []field
+type form []Param
 
-// errEmptyBody is returned for a request without a body.
-var errEmptyBody = errors.New("empty body")
-
-// parseForm decodes an application/x-www-form-urlencoded body.
+// ParseForm decodes an application/x-www-form-urlencoded body into its
+// parameters, sorted by key in byte order (the order of the signed string).
 //
 // It does its own decoding rather than use net/http because Alipay's
-// Content-Type header is malformed (net/http reports an error for it), because
-// a repeated key must be refused rather than merged, and because it keeps the
-// raw bytes of every value: no charset conversion, no second unescaping (a
-// percent-encoded passback_params stays percent-encoded, as it was signed).
-func parseForm(body []byte) (form, error) {
-	fields, _, err := decodeForm(body)
-	return fields, err
+// Content-Type header is malformed (net/http reports an error for it),
+// because a repeated key must be refused rather than merged, and because it
+// keeps the raw bytes of every value: no charset conversion, no second
+// unescaping (a percent-encoded passback_params stays percent-encoded, as it
+// was signed). A name other than ASCII letters, digits and '_' is refused
+// (ErrParameterName), as is a name sent twice (ErrDuplicateParameter).
+// Blank values are kept: ParseNotification drops them.
+func ParseForm(body []byte) ([]Param, error) {
+	params, _, err := decodeForm(body)
+	return params, err
 }
 
 // decodeForm is parseForm, and also reports whether every key and value is
@@ -50,7 +50,7 @@ func parseForm(body []byte) (form, error) {
 // larger body only costs more allocations.
 func decodeForm(body []byte) (fields form, validUTF8 bool, err error) {
 	if len(body) == 0 {
-		return nil, false, errEmptyBody
+		return nil, false, ErrEmptyBody
 	}
 	var decodedBuf [4 << 10]byte
 	decoded := decodedBuf[:]
@@ -108,7 +108,7 @@ func decodeForm(body []byte) (fields form, validUTF8 bool, err error) {
 		rest = rest[pairEnd+1:]
 	}
 	if len(spans) == 0 {
-		return nil, false, errEmptyBody
+		return nil, false, ErrEmptyBody
 	}
 
 	// The keys and values tile decoded[:n]: each one is valid UTF-8 if and
@@ -136,7 +136,7 @@ func decodeForm(body []byte) (fields form, validUTF8 bool, err error) {
 		slices.Sort(packed)
 		for i, p := range packed {
 			s := spans[p&0xff]
-			fields[i] = field{key: all[s.keyStart:s.keyEnd], value: all[s.keyEnd:s.valueEnd]}
+			fields[i] = Param{Key: all[s.keyStart:s.keyEnd], Value: all[s.keyEnd:s.valueEnd]}
 		}
 		for start := 0; start < len(packed); {
 			end := start + 1
@@ -144,22 +144,22 @@ func decodeForm(body []byte) (fields form, validUTF8 bool, err error) {
 				end++
 			}
 			if end-start > 1 {
-				slices.SortFunc(fields[start:end], func(a, b field) int { return strings.Compare(a.key, b.key) })
+				slices.SortFunc(fields[start:end], func(a, b Param) int { return strings.Compare(a.Key, b.Key) })
 			}
 			start = end
 		}
 	} else {
 		slices.SortFunc(spans, func(a, b span) int { return compareSpans(a, b, decoded) })
 		for i, s := range spans {
-			fields[i] = field{key: all[s.keyStart:s.keyEnd], value: all[s.keyEnd:s.valueEnd]}
+			fields[i] = Param{Key: all[s.keyStart:s.keyEnd], Value: all[s.keyEnd:s.valueEnd]}
 		}
 	}
 	for i, f := range fields {
-		if !isParameterName(f.key) {
-			return nil, false, fmt.Errorf("parameter name %q is not ASCII letters, digits and _ (a name holding '=' or '&' would change how the signed string splits)", truncate([]byte(f.key)))
+		if !isParameterName(f.Key) {
+			return nil, false, refuse(ErrParameterName, fmt.Sprintf("parameter name %q is not ASCII letters, digits and _ (a name holding '=' or '&' would change how the signed string splits)", Truncate(f.Key)))
 		}
-		if i > 0 && f.key == fields[i-1].key {
-			return nil, false, fmt.Errorf("parameter %q appears more than once", truncate([]byte(f.key)))
+		if i > 0 && f.Key == fields[i-1].Key {
+			return nil, false, refuse(ErrDuplicateParameter, fmt.Sprintf("parameter %q appears more than once", Truncate(f.Key)))
 		}
 	}
 	return fields, validUTF8, nil
@@ -192,15 +192,15 @@ func pairError(pair []byte) error {
 	scratch := make([]byte, len(pair))
 	keyEnd, err := unescapeInto(scratch, 0, rawKey)
 	if err != nil {
-		return fmt.Errorf("parameter name %q: %w", truncate(rawKey), err)
+		return refuse(ErrEncoding, fmt.Sprintf("parameter name %q: %v", Truncate(string(rawKey)), err))
 	}
 	if keyEnd == 0 {
-		return errors.New("a parameter has an empty name")
+		return refuse(ErrEncoding, "a parameter has an empty name")
 	}
 	if _, err := unescapeInto(scratch, keyEnd, rawValue); err != nil {
-		return fmt.Errorf("parameter %q: %w", truncate(scratch[:keyEnd]), err)
+		return refuse(ErrEncoding, fmt.Sprintf("parameter %q: %v", Truncate(string(scratch[:keyEnd])), err))
 	}
-	return errors.New("malformed parameter") // unreachable: decodeForm saw an error
+	return refuse(ErrEncoding, "malformed parameter") // unreachable: decodeForm saw an error
 }
 
 // span locates one field in the decoded body. prefix is the first eight bytes
@@ -225,19 +225,13 @@ func compareSpans(a, b span, decoded []byte) int {
 	return bytes.Compare(decoded[a.keyStart:a.keyEnd], decoded[b.keyStart:b.keyEnd])
 }
 
-// get returns the value of key, or "" when the notification does not carry it.
+// get returns the value of key, or "" when the form does not carry it.
 func (f form) get(key string) string {
-	i, found := slices.BinarySearchFunc(f, key, func(fl field, k string) int { return strings.Compare(fl.key, k) })
+	i, found := slices.BinarySearchFunc(f, key, func(p Param, k string) int { return strings.Compare(p.Key, k) })
 	if !found {
 		return ""
 	}
-	return f[i].value
-}
-
-// has reports whether the notification carries key, even with an empty value.
-func (f form) has(key string) bool {
-	_, found := slices.BinarySearchFunc(f, key, func(fl field, k string) int { return strings.Compare(fl.key, k) })
-	return found
+	return f[i].Value
 }
 
 // cutByte splits s around the first sep; after is nil when sep is absent.
@@ -249,10 +243,11 @@ func cutByte(s []byte, sep byte) (before, after []byte) {
 }
 
 // unescapeInto percent-decodes src into dst at offset n ('+' is a space,
-// %XX is one byte) and returns the new offset. The runs between escapes are
-// copied in bulk. A malformed escape is an error rather than passed through:
-// Alipay always encodes correctly, so a broken escape means the body was
-// damaged or hand-made.
+// %XX is one byte, '=' is itself) and returns the new offset; pairError
+// uses it to word the error of a pair that decodeForm could not decode. A
+// malformed escape is an error rather than passed through: Alipay always
+// encodes correctly, so a broken escape means the body was damaged or
+// hand-made.
 func unescapeInto(dst []byte, n int, src []byte) (int, error) {
 	for len(src) > 0 {
 		switch src[0] {
@@ -261,12 +256,12 @@ func unescapeInto(dst []byte, n int, src []byte) (int, error) {
 			src = src[1:]
 		case '%':
 			if len(src) < 3 || !isHex(src[1]) || !isHex(src[2]) {
-				return n, fmt.Errorf("malformed percent-escape %q", truncate(src[:min(3, len(src))]))
+				return n, fmt.Errorf("malformed percent-escape %q", Truncate(string(src[:min(3, len(src))])))
 			}
 			dst[n] = unhex(src[1])<<4 | unhex(src[2])
 			src = src[3:]
 		default:
-			i := indexEscape(src)
+			i := 1 + indexSpecial(src[1:])
 			n += copy(dst[n:], src[:i])
 			src = src[i:]
 			continue
@@ -276,37 +271,10 @@ func unescapeInto(dst []byte, n int, src []byte) (int, error) {
 	return n, nil
 }
 
-// indexEscape returns the index of the first '%' or '+' in s, or len(s). It
-// looks at eight bytes at a time (the classic "word has a zero byte" test on s
-// XOR '%' and on s XOR '+'): a base64 sign and most values are long runs
-// without escapes.
-func indexEscape(s []byte) int {
-	const (
-		ones    = 0x0101010101010101
-		highs   = 0x8080808080808080
-		percent = '%' * ones
-		plus    = '+' * ones
-	)
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		w := binary.LittleEndian.Uint64(s[i:])
-		a, b := w^percent, w^plus
-		// The lowest set bit of the mask is exact, which is all we need
-		// (higher ones can be false positives).
-		if mask := ((a-ones)&^a | (b-ones)&^b) & highs; mask != 0 {
-			return i + bits.TrailingZeros64(mask)/8
-		}
-	}
-	for ; i < len(s); i++ {
-		if s[i] == '%' || s[i] == '+' {
-			return i
-		}
-	}
-	return len(s)
-}
-
 // indexSpecial returns the index of the first '=', '%' or '+' in s, or
-// len(s), eight bytes at a time like indexEscape.
+// len(s). It looks at eight bytes at a time (the classic "word has a zero
+// byte" test on s XOR each of them): a base64 sign and most values are long
+// runs without escapes.
 func indexSpecial(s []byte) int {
 	const (
 		ones    = 0x0101010101010101
@@ -319,6 +287,8 @@ func indexSpecial(s []byte) int {
 	for ; i+8 <= len(s); i += 8 {
 		w := binary.LittleEndian.Uint64(s[i:])
 		a, b, c := w^equals, w^percent, w^plus
+		// The lowest set bit of the mask is exact, which is all we need
+		// (higher ones can be false positives).
 		if mask := ((a-ones)&^a | (b-ones)&^b | (c-ones)&^c) & highs; mask != 0 {
 			return i + bits.TrailingZeros64(mask)/8
 		}
@@ -347,29 +317,21 @@ func unhex(c byte) byte {
 	}
 }
 
-// maxLoggedBytes bounds every value taken from a request that goes into a
+// MaxLoggedBytes bounds every value taken from a request that goes into a
 // log line or an error message at INFO and WARN (DESIGN.md §7), so that a
 // hostile body cannot write 60 KB log lines.
-const maxLoggedBytes = 128
+const MaxLoggedBytes = 128
 
-// truncate keeps log lines and error messages short when a hostile body
-// carries huge names or values: at most maxLoggedBytes, cut at a UTF-8
+// Truncate keeps log lines and error messages short when a hostile body
+// carries huge names or values: at most MaxLoggedBytes, cut at a UTF-8
 // boundary, with "…" when something was cut.
-func truncate(b []byte) string {
-	if len(b) <= maxLoggedBytes {
-		return string(b)
-	}
-	cut := maxLoggedBytes
-	for cut > 0 && !utf8.RuneStart(b[cut]) {
-		cut--
-	}
-	return string(b[:cut]) + "…"
-}
-
-// truncateString is truncate for a string, without a copy when it is short.
-func truncateString(s string) string {
-	if len(s) <= maxLoggedBytes {
+func Truncate(s string) string {
+	if len(s) <= MaxLoggedBytes {
 		return s
 	}
-	return truncate([]byte(s[:maxLoggedBytes+1]))
+	cut := MaxLoggedBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

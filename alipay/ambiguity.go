@@ -1,4 +1,4 @@
-package alipaynotify
+package alipay
 
 import (
 	"bytes"
@@ -13,9 +13,6 @@ import (
 // as the value of notify_id) and still verify, as a "new" notification with
 // no notify_time. The signature cannot tell the readings apart; these checks
 // refuse every reading but the one Alipay meant (DESIGN.md §7).
-
-// reasonAmbiguous starts the refusal of a re-shaped notification.
-const reasonAmbiguous = "a value embeds another parameter"
 
 // foldedParameter returns why the signed string that verified under rule
 // could be read as other parameters, or "" when it has one reading.
@@ -35,18 +32,18 @@ const reasonAmbiguous = "a value embeds another parameter"
 // follow its closing bracket) and is not examined; but a value that only
 // starts one, and whose document ends exactly where a later parameter ends,
 // is a JSON value cut in pieces, and is refused too.
-func (n *notification) foldedParameter(rule string) string {
+func (n *Notification) foldedParameter(rule Rule) string {
 	first, last := "", -1 // the first signed key; the signed field before i
 	for i := range n.raw {
-		if !n.includes(i, rule) {
+		if !rule.signs(n.raw[i].Key) {
 			continue
 		}
 		if last >= 0 {
-			if reason := n.foldInto(last, first, n.raw[i].key); reason != "" {
+			if reason := n.foldInto(last, first, n.raw[i].Key); reason != "" {
 				return reason
 			}
 		} else {
-			first = n.raw[i].key
+			first = n.raw[i].Key
 		}
 		last = i
 	}
@@ -60,8 +57,8 @@ func (n *notification) foldedParameter(rule string) string {
 
 // foldInto checks field k's value for "&N=" with first < N <= next (next ""
 // when k is the last signed parameter: no upper bound).
-func (n *notification) foldInto(k int, first, next string) string {
-	key, value := n.raw[k].key, n.raw[k].value
+func (n *Notification) foldInto(k int, first, next string) string {
+	key, value := n.raw[k].Key, n.raw[k].Value
 	for rest := value; ; {
 		amp := strings.IndexByte(rest, '&')
 		if amp < 0 {
@@ -73,11 +70,11 @@ func (n *notification) foldInto(k int, first, next string) string {
 			continue
 		}
 		if name > first && (next == "" || name <= next) {
-			if isJSONDocument(n.text[k].value) {
+			if isJSONDocument(n.text[k].Value) {
 				return ""
 			}
 			return fmt.Sprintf("%s: %s holds %q, which reads as a parameter %s of its own (a re-shaped notification)",
-				reasonAmbiguous, key, truncateString("&"+name+"="), truncateString(name))
+				ErrAmbiguous.reason, key, Truncate("&"+name+"="), Truncate(name))
 		}
 	}
 }
@@ -87,21 +84,21 @@ func (n *notification) foldInto(k int, first, next string) string {
 // value on holds a whole document that ends exactly where a later
 // parameter's value ends. That reading, one JSON value, is the one Alipay
 // signed; the pieces are a re-shaped notification.
-func (n *notification) splitJSON(rule string) string {
+func (n *Notification) splitJSON(rule Rule) string {
 	for i, f := range n.text {
-		if !n.includes(i, rule) || !startsJSONDocument(f.value) || isJSONDocument(f.value) {
+		if !rule.signs(f.Key) || !startsJSONDocument(f.Value) || isJSONDocument(f.Value) {
 			continue
 		}
 		// The text from this value to the end of the signed string, with the
 		// offsets at which each later value ends.
 		var rest []byte
 		var ends []int
-		rest = append(rest, f.value...)
+		rest = append(rest, f.Value...)
 		for j := i + 1; j < len(n.text); j++ {
-			if !n.includes(j, rule) {
+			if !rule.signs(n.text[j].Key) {
 				continue
 			}
-			rest = append(append(append(append(rest, '&'), n.text[j].key...), '='), n.text[j].value...)
+			rest = append(append(append(append(rest, '&'), n.text[j].Key...), '='), n.text[j].Value...)
 			ends = append(ends, len(rest))
 		}
 		dec := json.NewDecoder(bytes.NewReader(rest))
@@ -113,7 +110,7 @@ func (n *notification) splitJSON(rule string) string {
 		for k, e := range ends {
 			if e == end {
 				return fmt.Sprintf("%s: the JSON value of %s continues into the parameters after it, up to %s (a re-shaped notification)",
-					reasonAmbiguous, f.key, n.nthSignedAfter(i, k, rule))
+					ErrAmbiguous.reason, f.Key, n.nthSignedAfter(i, k, rule))
 			}
 		}
 	}
@@ -121,13 +118,13 @@ func (n *notification) splitJSON(rule string) string {
 }
 
 // nthSignedAfter returns the key of the k-th (from 0) signed field after i.
-func (n *notification) nthSignedAfter(i, k int, rule string) string {
+func (n *Notification) nthSignedAfter(i, k int, rule Rule) string {
 	for j := i + 1; j < len(n.raw); j++ {
-		if !n.includes(j, rule) {
+		if !rule.signs(n.raw[j].Key) {
 			continue
 		}
 		if k == 0 {
-			return n.raw[j].key
+			return n.raw[j].Key
 		}
 		k--
 	}

@@ -1,0 +1,292 @@
+package alipay
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// Notification is a parsed Alipay notification (or return_url parameter
+// set): its parameters decoded once, in Alipay's order, blank ones dropped.
+// It is not verified until a KeyRing or an MD5Key says so.
+type Notification struct {
+	// raw holds the parameters as Alipay signed them (bytes in the body's
+	// charset), sorted by key, without blank values.
+	raw form
+	// text holds the same parameters, index for index, converted to UTF-8;
+	// for a UTF-8 body it is raw itself.
+	text form
+}
+
+// ParseNotification reads a form body exactly once, with every rule that
+// does not depend on the key (DESIGN.md §7): parameter names are ASCII
+// letters, digits and '_'; no name twice; the values are valid in the
+// body's charset parameter (utf-8, the default, or gbk/gb2312/gb18030); and
+// blank parameters (empty or whitespace, as Java's Character.isWhitespace
+// sees it), which Alipay's signature does not cover, are dropped, so that
+// they do not exist for anything read from the notification.
+func ParseNotification(body []byte) (*Notification, error) {
+	n := new(Notification)
+	if err := n.parse(body); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// parse fills n from body: ParseNotification without the allocation of n,
+// for callers that keep the notification on their stack.
+func (n *Notification) parse(body []byte) error {
+	raw, validUTF8, err := decodeForm(body)
+	if err != nil {
+		return err
+	}
+	text, err := decodeCharset(raw, validUTF8)
+	if err != nil {
+		return err
+	}
+	n.raw, n.text = dropBlanks(raw, text)
+	return nil
+}
+
+// Get returns a parameter as UTF-8 text: "" when the notification does not
+// carry it, when it is blank, and for sign, which is not signed. A nil
+// notification has no parameters.
+func (n *Notification) Get(key string) string {
+	if n == nil || key == "sign" {
+		return ""
+	}
+	return n.text.get(key)
+}
+
+// Params yields every parameter but sign, as UTF-8 text, in key order:
+// what the signature covers, and sign_type (which it covers under V2 only).
+func (n *Notification) Params() iter.Seq2[string, string] {
+	return func(yield func(key, value string) bool) {
+		for _, p := range n.text {
+			if p.Key == "sign" {
+				continue
+			}
+			if !yield(p.Key, p.Value) {
+				return
+			}
+		}
+	}
+}
+
+// Len returns the number of parameters that Params yields, for sizing.
+func (n *Notification) Len() int {
+	if n.raw.get("sign") != "" {
+		return len(n.text) - 1
+	}
+	return len(n.text)
+}
+
+// Sign returns the sign parameter as sent ("" when absent).
+func (n *Notification) Sign() string { return n.raw.get("sign") }
+
+// SignType returns the sign_type parameter ("" when absent).
+func (n *Notification) SignType() string { return n.raw.get("sign_type") }
+
+// Charset returns the charset parameter in lower case; "" means UTF-8.
+func (n *Notification) Charset() string { return strings.ToLower(n.raw.get("charset")) }
+
+// dropBlanks removes the parameters whose value is blank, from raw and text
+// alike (they are index for index; text may be raw itself). Alipay's SDKs
+// leave blank values out of the signed string, so nothing vouches for them:
+// a blank parameter does not exist for the webhook, the policy, headers,
+// placeholders or logs (DESIGN.md §7). Blankness is judged on the text, as
+// Java judges the decoded String.
+func dropBlanks(raw, text form) (form, form) {
+	same := len(raw) > 0 && &raw[0] == &text[0]
+	kept := 0
+	for i := range raw {
+		if IsBlank(text[i].Value) {
+			continue
+		}
+		raw[kept] = raw[i]
+		if !same {
+			text[kept] = text[i]
+		}
+		kept++
+	}
+	if same {
+		return raw[:kept], raw[:kept]
+	}
+	return raw[:kept], text[:kept]
+}
+
+// gbkCharsets are the charset values read as GBK: GB2312 is a subset, and
+// GB18030 a superset that the decoder also reads.
+var gbkCharsets = []string{"gbk", "gb2312", "gb18030"}
+
+// IsGBK reports whether a charset parameter names GBK or one of its kin.
+func IsGBK(charset string) bool {
+	for _, cs := range gbkCharsets {
+		if strings.EqualFold(charset, cs) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeCharset converts the parameters to UTF-8 according to the body's
+// charset parameter. A value that is not valid in its charset makes the
+// notification malformed: it can be neither shown nor forwarded faithfully.
+// validUTF8 says whether every key and value is valid UTF-8 (decodeForm
+// knows).
+func decodeCharset(raw form, validUTF8 bool) (form, error) {
+	switch cs := strings.ToLower(raw.get("charset")); {
+	case cs == "" || cs == "utf-8" || cs == "utf8":
+		if validUTF8 {
+			return raw, nil
+		}
+		for _, p := range raw {
+			if !utf8.ValidString(p.Key) || !utf8.ValidString(p.Value) {
+				return nil, refuse(ErrCharset, fmt.Sprintf("parameter %q is not valid UTF-8 (charset %q)", Truncate(p.Key), cs))
+			}
+		}
+		return raw, nil
+	case IsGBK(cs):
+		return decodeGBK(raw)
+	default:
+		return nil, refuse(ErrCharset, fmt.Sprintf("unsupported charset %q (Alipay sends utf-8 or gbk)", Truncate(cs)))
+	}
+}
+
+// decodeGBK converts every key and value from GBK to UTF-8.
+func decodeGBK(raw form) (form, error) {
+	text := make(form, len(raw))
+	for i, p := range raw {
+		key, err := GBKToUTF8(p.Key)
+		if err != nil {
+			return nil, refuse(ErrCharset, fmt.Sprintf("parameter name %q: %v", Truncate(p.Key), err))
+		}
+		value, err := GBKToUTF8(p.Value)
+		if err != nil {
+			return nil, refuse(ErrCharset, fmt.Sprintf("parameter %q: %v", key, err))
+		}
+		text[i] = Param{Key: key, Value: value}
+	}
+	return text, nil
+}
+
+// GBKToUTF8 converts GBK (or GB18030) bytes to UTF-8, refusing invalid ones.
+func GBKToUTF8(s string) (string, error) {
+	if isASCII(s) {
+		return s, nil
+	}
+	out, err := simplifiedchinese.GB18030.NewDecoder().String(s)
+	// The decoder replaces invalid sequences with U+FFFD instead of failing;
+	// a GBK body cannot contain U+FFFD itself, so its presence means garbage.
+	if err != nil || strings.ContainsRune(out, utf8.RuneError) {
+		return "", errors.New("not valid GBK")
+	}
+	return out, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// IsBlank reports whether s is empty or only whitespace as Java's
+// Character.isWhitespace sees it, the test Alipay's Java SDK applies
+// (through StringUtils.isEmpty) before putting a value into the signed
+// string: such a value is not signed.
+func IsBlank(s string) bool {
+	for _, r := range s {
+		if !isJavaWhitespace(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isJavaWhitespace(r rune) bool {
+	if r < utf8.RuneSelf { // the common case, without unicode's table lookups
+		return r == ' ' || '\t' <= r && r <= '\r' || 0x1c <= r && r <= 0x1f
+	}
+	switch r {
+	case 0xa0, 0x2007, 0x202f: // Java excludes the non-breaking spaces
+		return false
+	}
+	return unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp)
+}
+
+// Beijing is the zone of Alipay's timestamps (notify_time, gmt_*), which
+// carry no zone. A fixed zone, because China has no daylight saving time and
+// a fixed zone needs no tzdata on the server.
+var Beijing = time.FixedZone("CST", 8*60*60)
+
+// TimeLayout is the layout of Alipay's timestamps: yyyy-MM-dd HH:mm:ss.
+const TimeLayout = "2006-01-02 15:04:05"
+
+// SentAt is the moment the notification states it was sent: notify_time
+// (Beijing time), else utc_timestamp (milliseconds) for app-gateway
+// messages. ok is false when it carries neither; err (ErrTime) when the one
+// it carries cannot be parsed.
+func (n *Notification) SentAt() (t time.Time, ok bool, err error) {
+	if s := n.Get("notify_time"); s != "" {
+		t, err := time.ParseInLocation(TimeLayout, s, Beijing)
+		if err != nil {
+			return time.Time{}, true, refuse(ErrTime, fmt.Sprintf("notify_time %q is not yyyy-MM-dd HH:mm:ss", Truncate(s)))
+		}
+		return t, true, nil
+	}
+	if s := n.Get("utc_timestamp"); s != "" {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || ms < 0 {
+			return time.Time{}, true, refuse(ErrTime, fmt.Sprintf("utc_timestamp %q is not milliseconds since 1970", Truncate(s)))
+		}
+		return time.UnixMilli(ms), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// MaxNotifyIDLength bounds notify_id, which becomes the webhook-id.
+const MaxNotifyIDLength = 128
+
+// CheckNotification refuses (ErrNotNotification) what is not an
+// asynchronous notification: without notify_id (the upstream's idempotency
+// key) and notify_time or utc_timestamp (its age), a signed parameter set
+// such as a return_url redirect could be replayed for ever under new ids
+// (DESIGN.md §7). notify_id must be a token of 1 to 128 ASCII letters,
+// digits, '_' and '-'. Call it on a verified notification: only then are
+// these parameters signed.
+func (n *Notification) CheckNotification() error {
+	id := n.Get("notify_id")
+	if id == "" {
+		return refuse(ErrNotNotification, "not a notification: no notify_id (a return_url redirect or a hand-made post)")
+	}
+	if !isNotifyID(id) {
+		return refuse(ErrNotNotification, fmt.Sprintf("notify_id %q is not a token of 1 to %d ASCII letters, digits, _ and -", Truncate(id), MaxNotifyIDLength))
+	}
+	if n.Get("notify_time") == "" && n.Get("utc_timestamp") == "" {
+		return refuse(ErrNotNotification, "not a notification: neither notify_time nor utc_timestamp")
+	}
+	return nil
+}
+
+// isNotifyID reports whether id is a token Alipay could have issued.
+func isNotifyID(id string) bool {
+	if id == "" || len(id) > MaxNotifyIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !isNameByte(id[i]) && id[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
