@@ -58,7 +58,10 @@ func Testdata(parts ...string) string {
 }
 
 // KV is one notification parameter, as raw bytes in the body's charset.
-type KV struct{ K, V string }
+// An alias of an unnamed struct, so that tests in other packages can write
+// KV{"k", "v"} (go vet flags unkeyed literals of other packages' named
+// struct types).
+type KV = struct{ K, V string }
 
 var (
 	keyCache   = map[string]*rsa.PrivateKey{}

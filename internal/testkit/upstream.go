@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 // Webhook is one request an Upstream received.
 type Webhook struct {
+	URL       *url.URL
 	Header    http.Header
 	Trailer   http.Header
 	Body      []byte
@@ -68,7 +70,7 @@ func newUpstream(t testing.TB, secret string, behave http.HandlerFunc, tls bool)
 	u := &Upstream{hits: map[string]int{}, behave: behave}
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := Webhook{Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body, VerifyErr: wh.Verify(body, r.Header)}
+		rec := Webhook{URL: r.URL, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body, VerifyErr: wh.Verify(body, r.Header)}
 		if err := json.Unmarshal(body, &rec.Event); err == nil {
 			_ = json.Unmarshal(rec.Event.RawData, &rec.Event.Data) // only domestic data is all strings
 		} else if rec.VerifyErr == nil {

@@ -1,4 +1,4 @@
-package alipaynotify
+package integration
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -100,60 +101,19 @@ func startLoggingCaddy(t *testing.T, sites string) *caddyLogFile {
 // backquoted is s as one Caddyfile token, line breaks included.
 func backquoted(s string) string { return "`" + s + "`" }
 
-// parseBody splits a form body into its parameters, in order, decoded once.
-func parseBody(t testing.TB, body string) []kv {
-	t.Helper()
-	var params []kv
-	for _, pair := range strings.Split(body, "&") {
-		k, v, _ := strings.Cut(pair, "=")
-		key, err1 := url.QueryUnescape(k)
-		value, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("vector body: %v %v", err1, err2)
-		}
-		params = append(params, kv{key, value})
-	}
-	return params
-}
-
-// fold re-shapes params as an attacker would: name's parameter is moved
-// into the value of into, "<value>&name=<its value>", which leaves the
-// signed string byte for byte as it was.
-func fold(t testing.TB, params []kv, into, name string) []kv {
-	t.Helper()
-	var folded string
-	for _, p := range params {
-		if p.k == name {
-			folded = "&" + name + "=" + p.v
-		}
-	}
-	if folded == "" {
-		t.Fatalf("fold: no %s", name)
-	}
-	out := without(params, name)
-	for i := range out {
-		if out[i].k == into {
-			out[i].v += folded
-			return out
-		}
-	}
-	t.Fatalf("fold: no %s", into)
-	return nil
-}
-
 // signParam returns the value of sign in params.
-func signParam(params []kv) string {
+func signParam(params []testkit.KV) string {
 	for _, p := range params {
-		if p.k == "sign" {
-			return p.v
+		if p.K == "sign" {
+			return p.V
 		}
 	}
 	return ""
 }
 
 // withRawSign is the body of params with sign spelled as given, unescaped.
-func withRawSign(params []kv, rawSign string) string {
-	return encodeForm(without(params, "sign")) + "&sign=" + rawSign
+func withRawSign(params []testkit.KV, rawSign string) string {
+	return testkit.EncodeForm(testkit.Without(params, "sign")) + "&sign=" + rawSign
 }
 
 // nonZeroPaddingBits respells a base64 signature ending in padding with a
@@ -168,26 +128,14 @@ func nonZeroPaddingBits(t *testing.T, sign string) string {
 	return data[:len(data)-1] + string(alphabet[last|1]) + sign[len(data):]
 }
 
-// returnURLParams is a return_url redirect's parameter set, signed like a
-// notification (V1) but without notify_id or notify_time.
-func returnURLParams(now time.Time) []kv {
-	return []kv{
-		{"charset", "utf-8"}, {"out_trade_no", "20190815155618536-564-57"},
-		{"method", "alipay.trade.page.pay.return"}, {"total_amount", "0.10"},
-		{"sign_type", "RSA2"}, {"trade_no", "2019081522001468450512505578"},
-		{"auth_app_id", testAppID}, {"version", "1.0"}, {"app_id", testAppID},
-		{"seller_id", "2088531891668739"}, {"timestamp", now.In(beijing).Format(alipayTimeLayout)},
-	}
-}
-
 func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	upstream := newTestUpstream(t, testSecret, http.StatusOK, 0)
-	backend := newTestUpstream(t, testSecret, http.StatusOK, 0) // behind alipay_verify
-	trade := loadVector(t, absTestdata(t, "vectors", "trade-rsa2-production.json"))
-	gateway := loadVector(t, absTestdata(t, "vectors", "gateway-servicemarket-rsa2-v2.json"))
+	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
+	backend := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0)) // behind alipay_verify
+	trade := testkit.LoadVector(t, "trade-rsa2-production.json")
+	gateway := testkit.LoadVector(t, "gateway-servicemarket-rsa2-v2.json")
 	vectorApps := fmt.Sprintf(`app %s {
 				alipay_public_key %s
 			}
@@ -220,25 +168,25 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 		reverse_proxy /gate* %[14]s
 		reverse_proxy /plain* %[14]s
 	}`, notifyBlock(t, "/notify", upstream.URL, "forward_status TRADE_SUCCESS"),
-		vectorApps, upstream.URL, testSecret,
-		vectorApps, upstream.URL, testSecret,
-		testPartner, testMD5Key, upstream.URL, testSecret,
-		testAppID, absTestdata(t, "keys", "alipay.pub.pem"), backend.URL))
+		vectorApps, upstream.URL, testkit.Secret,
+		vectorApps, upstream.URL, testkit.Secret,
+		testkit.Partner, testkit.MD5Key, upstream.URL, testkit.Secret,
+		testkit.AppID, testkit.Testdata("keys", "alipay.pub.pem"), backend.URL))
 
 	now := time.Now()
-	alipay := testKey(t, "alipay")
-	genuine := func(params []kv) []kv { return signed(t, alipay, params, false) }
-	tradeVector := parseBody(t, trade.Body)
-	gatewayVector := parseBody(t, gateway.Body)
-	fresh := tradeParams(testAppID, now)
-	closed := set(fresh, "trade_status", "TRADE_CLOSED")
-	otherSeller := set(fresh, "seller_id", "2088000000000009")
+	alipay := testkit.Key(t, "alipay")
+	genuine := func(params []testkit.KV) []testkit.KV { return testkit.Signed(t, alipay, params, false) }
+	tradeVector := testkit.ParseBody(t, trade.Body)
+	gatewayVector := testkit.ParseBody(t, gateway.Body)
+	fresh := testkit.TradeParams(testkit.AppID, now)
+	closed := testkit.Set(fresh, "trade_status", "TRADE_CLOSED")
+	otherSeller := testkit.Set(fresh, "seller_id", "2088000000000009")
 	gbkSubject, _ := simplifiedchinese.GBK.NewEncoder().String("白色杯子")
-	gbk := set(set(fresh, "charset", "gbk"), "subject", gbkSubject)
-	legacy := md5Signed(legacyParams("legacy-fold-1", "TRADE_SUCCESS", now), testMD5Key)
-	stale := genuine(tradeParams(testAppID, now.Add(-100*time.Hour)))
-	nameFold := append(without(without(genuine(fresh), "notify_id"), "notify_time"),
-		kv{"notify_id=2019081500222155624068450559358070&notify_time", now.In(beijing).Format(alipayTimeLayout)})
+	gbk := testkit.Set(testkit.Set(fresh, "charset", "gbk"), "subject", gbkSubject)
+	legacy := testkit.MD5Signed(testkit.LegacyParams("legacy-fold-1", "TRADE_SUCCESS", now), testkit.MD5Key)
+	stale := genuine(testkit.TradeParams(testkit.AppID, now.Add(-100*time.Hour)))
+	nameFold := append(testkit.Without(testkit.Without(genuine(fresh), "notify_id"), "notify_time"),
+		testkit.KV{"notify_id=2019081500222155624068450559358070&notify_time", now.In(testkit.Beijing).Format(testkit.TimeLayout)})
 	sign := signParam(genuine(fresh))
 	embeds := func(k, n string) string {
 		return fmt.Sprintf("a value embeds another parameter: %s holds %q", k, "&"+n+"=")
@@ -250,35 +198,35 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 		reason           string
 	}{
 		// Folds keep the signed string byte for byte: refused once verified.
-		{"real vector: notify_time folded into notify_id", "/vectors", encodeForm(fold(t, tradeVector, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
-		{"real vector aged 7 years: the fold is no way around max_age", "/vectors-aged", encodeForm(fold(t, tradeVector, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
-		{"real vector: notify_type folded into notify_time", "/vectors", encodeForm(fold(t, tradeVector, "notify_time", "notify_type")), 400, embeds("notify_time", "notify_type")},
-		{"real vector: seller_id folded into seller_email", "/vectors", encodeForm(fold(t, tradeVector, "seller_email", "seller_id")), 400, embeds("seller_email", "seller_id")},
-		{"real vector: trade_status folded into trade_no", "/vectors", encodeForm(fold(t, tradeVector, "trade_no", "trade_status")), 400, embeds("trade_no", "trade_status")},
-		{"real vector: charset folded into buyer_pay_amount", "/vectors", encodeForm(fold(t, tradeVector, "buyer_pay_amount", "charset")), 400, embeds("buyer_pay_amount", "charset")},
-		{"real vector: invoice_amount folded into gmt_payment", "/vectors", encodeForm(fold(t, tradeVector, "gmt_payment", "invoice_amount")), 400, embeds("gmt_payment", "invoice_amount")},
-		{"real V2 vector: notify_time folded into notify_id", "/vectors", encodeForm(fold(t, gatewayVector, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
-		{"real V2 vector: sign_type folded into service_code", "/vectors", encodeForm(fold(t, gatewayVector, "service_code", "sign_type")) + "&sign_type=RSA2", 400, embeds("service_code", "sign_type")},
-		{"own: notify_time folded into notify_id", "/notify", encodeForm(fold(t, genuine(fresh), "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
-		{"own: notify_type folded into notify_time", "/notify", encodeForm(fold(t, genuine(fresh), "notify_time", "notify_type")), 400, embeds("notify_time", "notify_type")},
-		{"own: seller_id of another seller folded into seller_email", "/notify", encodeForm(fold(t, genuine(otherSeller), "seller_email", "seller_id")), 400, embeds("seller_email", "seller_id")},
-		{"own: TRADE_CLOSED folded into trade_no past forward_status", "/notify", encodeForm(fold(t, genuine(closed), "trade_no", "trade_status")), 400, embeds("trade_no", "trade_status")},
-		{"own: charset folded into buyer_id", "/notify", encodeForm(fold(t, genuine(fresh), "buyer_id", "charset")), 400, embeds("buyer_id", "charset")},
-		{"own GBK: charset folded into buyer_id, GBK bytes read as UTF-8", "/notify", encodeForm(fold(t, genuine(gbk), "buyer_id", "charset")), 400, `parameter "subject" is not valid UTF-8`},
-		{"own: invoice_amount folded into gmt_create", "/notify", encodeForm(fold(t, genuine(fresh), "gmt_create", "invoice_amount")), 400, embeds("gmt_create", "invoice_amount")},
-		{"MD5: notify_time folded into notify_id", "/md5", encodeForm(fold(t, legacy, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
-		{"a parameter name holding = and &", "/notify", encodeForm(nameFold), 400, `parameter name "notify_id=2019081500222155624068450559358070&notify_time" is not ASCII letters, digits and _`},
+		{"real vector: notify_time folded into notify_id", "/vectors", testkit.EncodeForm(testkit.Fold(t, tradeVector, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
+		{"real vector aged 7 years: the fold is no way around max_age", "/vectors-aged", testkit.EncodeForm(testkit.Fold(t, tradeVector, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
+		{"real vector: notify_type folded into notify_time", "/vectors", testkit.EncodeForm(testkit.Fold(t, tradeVector, "notify_time", "notify_type")), 400, embeds("notify_time", "notify_type")},
+		{"real vector: seller_id folded into seller_email", "/vectors", testkit.EncodeForm(testkit.Fold(t, tradeVector, "seller_email", "seller_id")), 400, embeds("seller_email", "seller_id")},
+		{"real vector: trade_status folded into trade_no", "/vectors", testkit.EncodeForm(testkit.Fold(t, tradeVector, "trade_no", "trade_status")), 400, embeds("trade_no", "trade_status")},
+		{"real vector: charset folded into buyer_pay_amount", "/vectors", testkit.EncodeForm(testkit.Fold(t, tradeVector, "buyer_pay_amount", "charset")), 400, embeds("buyer_pay_amount", "charset")},
+		{"real vector: invoice_amount folded into gmt_payment", "/vectors", testkit.EncodeForm(testkit.Fold(t, tradeVector, "gmt_payment", "invoice_amount")), 400, embeds("gmt_payment", "invoice_amount")},
+		{"real V2 vector: notify_time folded into notify_id", "/vectors", testkit.EncodeForm(testkit.Fold(t, gatewayVector, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
+		{"real V2 vector: sign_type folded into service_code", "/vectors", testkit.EncodeForm(testkit.Fold(t, gatewayVector, "service_code", "sign_type")) + "&sign_type=RSA2", 400, embeds("service_code", "sign_type")},
+		{"own: notify_time folded into notify_id", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(fresh), "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
+		{"own: notify_type folded into notify_time", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(fresh), "notify_time", "notify_type")), 400, embeds("notify_time", "notify_type")},
+		{"own: seller_id of another seller folded into seller_email", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(otherSeller), "seller_email", "seller_id")), 400, embeds("seller_email", "seller_id")},
+		{"own: TRADE_CLOSED folded into trade_no past forward_status", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(closed), "trade_no", "trade_status")), 400, embeds("trade_no", "trade_status")},
+		{"own: charset folded into buyer_id", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(fresh), "buyer_id", "charset")), 400, embeds("buyer_id", "charset")},
+		{"own GBK: charset folded into buyer_id, GBK bytes read as UTF-8", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(gbk), "buyer_id", "charset")), 400, `parameter "subject" is not valid UTF-8`},
+		{"own: invoice_amount folded into gmt_create", "/notify", testkit.EncodeForm(testkit.Fold(t, genuine(fresh), "gmt_create", "invoice_amount")), 400, embeds("gmt_create", "invoice_amount")},
+		{"MD5: notify_time folded into notify_id", "/md5", testkit.EncodeForm(testkit.Fold(t, legacy, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
+		{"a parameter name holding = and &", "/notify", testkit.EncodeForm(nameFold), 400, `parameter name "notify_id=2019081500222155624068450559358070&notify_time" is not ASCII letters, digits and _`},
 		// What is not a notification.
-		{"a return_url parameter set POSTed as a notification", "/notify", encodeForm(genuine(returnURLParams(now))), 400, "not a notification: no notify_id"},
-		{"blank notify_id", "/notify", encodeForm(append(genuine(without(fresh, "notify_id")), kv{"notify_id", " "})), 400, "not a notification: no notify_id"},
-		{"notify_id with spaces, signed", "/notify", encodeForm(genuine(set(fresh, "notify_id", " 2019081500222155624068450559358070 "))), 400, `notify_id " 2019081500222155624068450559358070 " is not a token`},
-		{"notify_time blank, no utc_timestamp", "/notify", encodeForm(append(genuine(without(fresh, "notify_time")), kv{"notify_time", "\t"})), 400, "not a notification: neither notify_time nor utc_timestamp"},
+		{"a return_url parameter set POSTed as a notification", "/notify", testkit.EncodeForm(genuine(testkit.ReturnURLParams(now))), 400, "not a notification: no notify_id"},
+		{"blank notify_id", "/notify", testkit.EncodeForm(append(genuine(testkit.Without(fresh, "notify_id")), testkit.KV{"notify_id", " "})), 400, "not a notification: no notify_id"},
+		{"notify_id with spaces, signed", "/notify", testkit.EncodeForm(genuine(testkit.Set(fresh, "notify_id", " 2019081500222155624068450559358070 "))), 400, `notify_id " 2019081500222155624068450559358070 " is not a token`},
+		{"notify_time blank, no utc_timestamp", "/notify", testkit.EncodeForm(append(genuine(testkit.Without(fresh, "notify_time")), testkit.KV{"notify_time", "\t"})), 400, "not a notification: neither notify_time nor utc_timestamp"},
 		// One signature, one spelling.
 		{"sign with %0A", "/notify", withRawSign(genuine(fresh), url.QueryEscape(sign[:100]+"\n"+sign[100:])), 400, "sign is not canonical base64: it contains a line break"},
 		{"sign with non-zero padding bits", "/notify", withRawSign(genuine(fresh), url.QueryEscape(nonZeroPaddingBits(t, sign))), 400, "sign is not canonical base64"},
 		// The gate applies the same rules.
-		{"gate: a stale notification with notify_time folded into notify_id", "/gate/notify.php", encodeForm(fold(t, stale, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
-		{"gate: a POST with a query", "/gate/notify.php?total_amount=999.00", encodeForm(genuine(fresh)), 400, "a POST with a query string"},
+		{"gate: a stale notification with notify_time folded into notify_id", "/gate/notify.php", testkit.EncodeForm(testkit.Fold(t, stale, "notify_id", "notify_time")), 400, embeds("notify_id", "notify_time")},
+		{"gate: a POST with a query", "/gate/notify.php?total_amount=999.00", testkit.EncodeForm(genuine(fresh)), 400, "a POST with a query string"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,25 +237,25 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 			if reason := logs.refusalReason(t); !strings.Contains(reason, tc.reason) {
 				t.Errorf("reason %q\nwant it to contain %q", reason, tc.reason)
 			}
-			if got := upstream.take(); len(got) != 0 {
-				t.Errorf("a re-shaped notification was forwarded: %s", got[0].body)
+			if got := upstream.Take(); len(got) != 0 {
+				t.Errorf("a re-shaped notification was forwarded: %s", got[0].Body)
 			}
-			if got := backend.take(); len(got) != 0 {
-				t.Errorf("a re-shaped notification reached the gated backend: %v", got[0].header)
+			if got := backend.Take(); len(got) != 0 {
+				t.Errorf("a re-shaped notification reached the gated backend: %v", got[0].Header)
 			}
 		})
 	}
 
 	// Blank parameters are not signed, so they do not exist.
 	t.Run("blank notify_type: not the webhook type", func(t *testing.T) {
-		body := encodeForm(append(genuine(without(fresh, "notify_type")), kv{"notify_type", " "}))
+		body := testkit.EncodeForm(append(genuine(testkit.Without(fresh, "notify_type")), testkit.KV{"notify_type", " "}))
 		event := forwardedEvent(t, upstream, "/notify", body)
 		if event.Type != "alipay.notification" || event.Data["notify_type"] != "" {
 			t.Errorf("type %q, data notify_type %q", event.Type, event.Data["notify_type"])
 		}
 	})
 	t.Run("blank trade_status: not read by forward_status", func(t *testing.T) {
-		body := encodeForm(append(genuine(without(fresh, "trade_status")), kv{"trade_status", "\u3000"}))
+		body := testkit.EncodeForm(append(genuine(testkit.Without(fresh, "trade_status")), testkit.KV{"trade_status", "\u3000"}))
 		event := forwardedEvent(t, upstream, "/notify", body)
 		if _, present := event.Data["trade_status"]; present {
 			t.Errorf("blank trade_status forwarded: %q", event.Data["trade_status"])
@@ -315,7 +263,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 	})
 	for name, blank := range map[string]string{"U+3000": "\u3000", "tab": "\t"} {
 		t.Run("gate: blank trade_status ("+name+") is no Alipay-Trade-Status", func(t *testing.T) {
-			body := encodeForm(append(genuine(without(fresh, "trade_status")), kv{"trade_status", blank}))
+			body := testkit.EncodeForm(append(genuine(testkit.Without(fresh, "trade_status")), testkit.KV{"trade_status", blank}))
 			header := gatedHeader(t, backend, http.MethodPost, "/gate/notify.php", body)
 			if header.Get("Alipay-Verified") != "true" {
 				t.Fatalf("not verified: %v", header)
@@ -328,18 +276,18 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 
 	// Honest values that look like folds, and real vectors, still pass.
 	biz := `{"out_biz_no":"2026","notify_url":"https://shop.example.com/cb?a=1&c=1","status":"SUCCESS"}`
-	gatewayMessage := []kv{
-		{"app_id", testAppID}, {"biz_content", biz}, {"charset", "UTF-8"},
+	gatewayMessage := []testkit.KV{
+		{"app_id", testkit.AppID}, {"biz_content", biz}, {"charset", "UTF-8"},
 		{"msg_method", "alipay.fund.trans.order.changed"}, {"notify_id", "2026112900262171800512345678"},
 		{"sign_type", "RSA2"}, {"utc_timestamp", fmt.Sprint(now.UnixMilli())}, {"version", "1.1"},
 	}
 	controls := []struct {
 		name, path, body, field, want string
 	}{
-		{"subject=A&B=C (B sorts before subject)", "/notify", encodeForm(genuine(set(fresh, "subject", "A&B=C"))), "subject", "A&B=C"},
-		{"body=x&zz=1 (total_amount sorts between body and zz)", "/notify", encodeForm(genuine(set(fresh, "body", "x&zz=1"))), "body", "x&zz=1"},
-		{"a value holding = alone", "/notify", encodeForm(genuine(set(fresh, "passback_params", "a=b=c"))), "passback_params", "a=b=c"},
-		{"a V2 gateway message whose JSON biz_content holds a URL with &c=1", "/notify", encodeForm(signed(t, alipay, gatewayMessage, true)), "biz_content", biz},
+		{"subject=A&B=C (B sorts before subject)", "/notify", testkit.EncodeForm(genuine(testkit.Set(fresh, "subject", "A&B=C"))), "subject", "A&B=C"},
+		{"body=x&zz=1 (total_amount sorts between body and zz)", "/notify", testkit.EncodeForm(genuine(testkit.Set(fresh, "body", "x&zz=1"))), "body", "x&zz=1"},
+		{"a value holding = alone", "/notify", testkit.EncodeForm(genuine(testkit.Set(fresh, "passback_params", "a=b=c"))), "passback_params", "a=b=c"},
+		{"a V2 gateway message whose JSON biz_content holds a URL with &c=1", "/notify", testkit.EncodeForm(testkit.Signed(t, alipay, gatewayMessage, true)), "biz_content", biz},
 		{"the real trade vector", "/vectors", trade.Body, "total_amount", "0.10"},
 		{"the real V2 gateway vector", "/vectors", gateway.Body, "commodity_order_id", "2019030800000018079639"},
 	}
@@ -352,29 +300,29 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 		})
 	}
 	t.Run("a JSON value cut in two is refused", func(t *testing.T) {
-		split := signed(t, alipay, gatewayMessage, true)
+		split := testkit.Signed(t, alipay, gatewayMessage, true)
 		for i := range split {
-			if split[i].k == "biz_content" {
-				split[i].v = `{"out_biz_no":"2026","notify_url":"https://shop.example.com/cb?a=1`
+			if split[i].K == "biz_content" {
+				split[i].V = `{"out_biz_no":"2026","notify_url":"https://shop.example.com/cb?a=1`
 			}
 		}
-		split = append(split, kv{"c", `1","status":"SUCCESS"}`})
-		status, _, _ := postNotification(t, caddyBase+"/notify", encodeForm(split))
+		split = append(split, testkit.KV{"c", `1","status":"SUCCESS"}`})
+		status, _, _ := postNotification(t, caddyBase+"/notify", testkit.EncodeForm(split))
 		if reason := logs.refusalReason(t); status != 400 || !strings.Contains(reason, "the JSON value of biz_content continues into the parameters after it, up to c") {
 			t.Errorf("answer %d, reason %q", status, reason)
 		}
-		if got := upstream.take(); len(got) != 0 {
-			t.Errorf("forwarded: %s", got[0].body)
+		if got := upstream.Take(); len(got) != 0 {
+			t.Errorf("forwarded: %s", got[0].Body)
 		}
 	})
 	t.Run("control: a genuine return_url GET through the gate", func(t *testing.T) {
-		header := gatedHeader(t, backend, http.MethodGet, "/gate/orders/return?"+encodeForm(genuine(returnURLParams(now))), "")
+		header := gatedHeader(t, backend, http.MethodGet, "/gate/orders/return?"+testkit.EncodeForm(genuine(testkit.ReturnURLParams(now))), "")
 		if header.Get("Alipay-Verified") != "true" || header.Get("Alipay-Out-Trade-No") != "20190815155618536-564-57" {
 			t.Errorf("headers %v", header)
 		}
 	})
 	t.Run("gate: a GET with a body", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, caddyBase+"/gate/orders/return?"+encodeForm(genuine(returnURLParams(now))), strings.NewReader("total_amount=999.00"))
+		req, _ := http.NewRequest(http.MethodGet, caddyBase+"/gate/orders/return?"+testkit.EncodeForm(genuine(testkit.ReturnURLParams(now))), strings.NewReader("total_amount=999.00"))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -383,13 +331,13 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 		if reason := logs.refusalReason(t); resp.StatusCode != 400 || !strings.Contains(reason, "a GET with a body") {
 			t.Errorf("answer %d, reason %q", resp.StatusCode, reason)
 		}
-		if got := backend.take(); len(got) != 0 {
-			t.Errorf("reached the backend: %v", got[0].header)
+		if got := backend.Take(); len(got) != 0 {
+			t.Errorf("reached the backend: %v", got[0].Header)
 		}
 	})
 	t.Run("gate: trailers are removed", func(t *testing.T) {
-		body := encodeForm(genuine(fresh))
-		postWithTrailer := func(path string) receivedWebhook {
+		body := testkit.EncodeForm(genuine(fresh))
+		postWithTrailer := func(path string) testkit.Webhook {
 			conn, err := net.Dial("tcp", "localhost:9080")
 			if err != nil {
 				t.Fatal(err)
@@ -402,7 +350,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			got := backend.take()
+			got := backend.Take()
 			if resp.StatusCode != 200 || len(got) != 1 {
 				t.Fatalf("%s: status %d, %d requests at the backend", path, resp.StatusCode, len(got))
 			}
@@ -410,17 +358,17 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 		}
 		// Without the gate, Caddy passes the client's trailer on: the
 		// backend would see it.
-		if plain := postWithTrailer("/plain/notify.php"); plain.trailer.Get("Alipay-Verified") != "spoof" {
-			t.Fatalf("control: the trailer did not reach an ungated backend (%v), so this test proves nothing", plain.trailer)
+		if plain := postWithTrailer("/plain/notify.php"); plain.Trailer.Get("Alipay-Verified") != "spoof" {
+			t.Fatalf("control: the trailer did not reach an ungated backend (%v), so this test proves nothing", plain.Trailer)
 		}
 		gated := postWithTrailer("/gate/notify.php")
-		if len(gated.trailer) != 0 || gated.header.Get("Alipay-Verified") != "true" || gated.header.Get("Trailer") != "" {
-			t.Errorf("a client trailer reached the gated backend: header %v, trailer %v", gated.header, gated.trailer)
+		if len(gated.Trailer) != 0 || gated.Header.Get("Alipay-Verified") != "true" || gated.Header.Get("Trailer") != "" {
+			t.Errorf("a client trailer reached the gated backend: header %v, trailer %v", gated.Header, gated.Trailer)
 		}
 	})
 	t.Run("log fields taken from the request are cut", func(t *testing.T) {
 		long := strings.Repeat("9", 40<<10)
-		status, _, _ := postNotification(t, caddyBase+"/notify", encodeForm(set(genuine(fresh), "out_trade_no", long)))
+		status, _, _ := postNotification(t, caddyBase+"/notify", testkit.EncodeForm(testkit.Set(genuine(fresh), "out_trade_no", long)))
 		if status != 403 {
 			t.Fatalf("status %d", status)
 		}
@@ -437,33 +385,22 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 }
 
 // forwardedEvent posts body and returns the one webhook it produced.
-func forwardedEvent(t *testing.T, upstream *testUpstream, path, body string) receivedWebhookEvent {
+func forwardedEvent(t *testing.T, upstream *testkit.Upstream, path, body string) testkit.Event {
 	t.Helper()
 	status, answer, _ := postNotification(t, caddyBase+path, body)
-	got := upstream.take()
+	got := upstream.Take()
 	if status != 200 || answer != "success" || len(got) != 1 {
 		t.Fatalf("answer %d %q, %d webhooks", status, answer, len(got))
 	}
-	if got[0].verifyErr != nil {
-		t.Fatalf("official library refuses the webhook: %v", got[0].verifyErr)
+	if got[0].VerifyErr != nil {
+		t.Fatalf("official library refuses the webhook: %v", got[0].VerifyErr)
 	}
-	var event receivedWebhookEvent
-	if err := json.Unmarshal(got[0].body, &event); err != nil {
-		t.Fatal(err)
-	}
-	return event
-}
-
-// receivedWebhookEvent is a webhook body with data values as raw JSON
-// presence: a missing key is absent from Data.
-type receivedWebhookEvent struct {
-	Type string            `json:"type"`
-	Data map[string]string `json:"data"`
+	return got[0].Event
 }
 
 // gatedHeader sends a request through the gate and returns the request
 // headers the backend received.
-func gatedHeader(t *testing.T, backend *testUpstream, method, path, body string) http.Header {
+func gatedHeader(t *testing.T, backend *testkit.Upstream, method, path, body string) http.Header {
 	t.Helper()
 	req, _ := http.NewRequest(method, caddyBase+path, strings.NewReader(body))
 	if body == "" {
@@ -476,23 +413,23 @@ func gatedHeader(t *testing.T, backend *testUpstream, method, path, body string)
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	got := backend.take()
+	got := backend.Take()
 	if resp.StatusCode != 200 || len(got) != 1 {
 		t.Fatalf("status %d, %d requests at the backend", resp.StatusCode, len(got))
 	}
-	return got[0].header
+	return got[0].Header
 }
 
 func TestEarlyTooLargeThroughCaddy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	upstream := newTestUpstream(t, testSecret, http.StatusOK, 0)
+	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
 	logs := startLoggingCaddy(t, `http://localhost:9080 {
 		`+notifyBlock(t, "/notify", upstream.URL, "max_body 1000")+`
 		alipay_verify /gate* {
-			app_id `+testAppID+`
-			alipay_public_key `+absTestdata(t, "keys", "alipay.pub.pem")+`
+			app_id `+testkit.AppID+`
+			alipay_public_key `+testkit.Testdata("keys", "alipay.pub.pem")+`
 			max_body 1000
 		}
 		respond /gate* "backend" 200
@@ -527,7 +464,7 @@ func TestEarlyTooLargeThroughCaddy(t *testing.T) {
 			})
 		}
 	}
-	if got := upstream.take(); len(got) != 0 {
+	if got := upstream.Take(); len(got) != 0 {
 		t.Errorf("forwarded %d", len(got))
 	}
 }
@@ -582,11 +519,11 @@ func TestGatePathVariantsThroughCaddy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	forged := encodeForm(md5Signed(legacyParams("forged-1", "TRADE_SUCCESS", time.Now()), "not-the-key"))
+	forged := testkit.EncodeForm(testkit.MD5Signed(testkit.LegacyParams("forged-1", "TRADE_SUCCESS", time.Now()), "not-the-key"))
 	gate := fmt.Sprintf(`{
 			partner %s
 			md5_key %s
-		}`, testPartner, testMD5Key)
+		}`, testkit.Partner, testkit.MD5Key)
 
 	t.Run("php_fastcgi", func(t *testing.T) {
 		root := t.TempDir()
@@ -620,7 +557,7 @@ func TestGatePathVariantsThroughCaddy(t *testing.T) {
 	})
 
 	t.Run("reverse_proxy", func(t *testing.T) {
-		backend := newTestUpstream(t, testSecret, http.StatusOK, 0)
+		backend := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
 		variants := []string{"/orders/return", "/orders/return/", "/orders/return.", "/orders/return%2f", "/orders/return;jsessionid=1", "//orders/return", "/orders/./return"}
 		forgedQuery := "?" + forged
 		for _, config := range []struct{ name, site string }{
@@ -640,7 +577,7 @@ func TestGatePathVariantsThroughCaddy(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				if got := backend.take(); len(got) > 0 {
+				if got := backend.Take(); len(got) > 0 {
 					bypassed = append(bypassed, fmt.Sprintf("%s (%d)", path, resp.StatusCode))
 				}
 			}
