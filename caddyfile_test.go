@@ -9,16 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
-const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
 func TestUnmarshalCaddyfile(t *testing.T) {
-	line := testPublicKeyLine(t, "alipay")
-	minimal := "app_id 2021000000000001\nalipay_public_key " + line + "\nforward http://127.0.0.1:8080/hook\nwebhook_secret " + testSecret + "\n"
+	line := testkit.PublicKeyLine(t, "alipay")
+	minimal := "app_id 2021000000000001\nalipay_public_key " + line + "\nforward http://127.0.0.1:8080/hook\nwebhook_secret " + testkit.Secret + "\n"
 	tests := []struct {
 		name    string
 		input   string
@@ -31,7 +30,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{
 				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, KeySource: KeySource{AlipayPublicKeys: []string{line}}},
 				Forward:        "http://127.0.0.1:8080/hook",
-				WebhookSecrets: []string{testSecret},
+				WebhookSecrets: []string{testkit.Secret},
 			},
 		},
 		{
@@ -45,7 +44,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				alipay_root_cert {env.ROOT}
 				seller_id 2088000000000001
 				forward https://backend.internal/hooks/alipay
-				webhook_secret {env.SECRET} ` + testSecret + `
+				webhook_secret {env.SECRET} ` + testkit.Secret + `
 				timeout 3s
 				header_up Authorization "Bearer {env.TOKEN}"
 				header_up X-Extra one
@@ -67,7 +66,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					MaxBody:   16 * 1024,
 				},
 				Forward:        "https://backend.internal/hooks/alipay",
-				WebhookSecrets: []string{"{env.SECRET}", testSecret},
+				WebhookSecrets: []string{"{env.SECRET}", testkit.Secret},
 				Timeout:        caddy.Duration(3 * time.Second),
 				HeaderUp:       http.Header{"Authorization": {"Bearer {env.TOKEN}"}, "X-Extra": {"one"}},
 				ForwardStatus:  []string{"TRADE_SUCCESS", "TRADE_FINISHED"},
@@ -79,20 +78,20 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{
 				Verifier:       Verifier{AppIDs: []string{"2021000000000001"}, KeySource: KeySource{AlipayPublicKeys: []string{line}}, MaxAge: -1},
 				Forward:        "http://127.0.0.1:8080/hook",
-				WebhookSecrets: []string{testSecret},
+				WebhookSecrets: []string{testkit.Secret},
 			},
 		},
 		{name: "unknown subdirective", input: "alipay_notify {\n" + minimal + "upstream x\n}", wantErr: `unknown subdirective "upstream" (see the README for the list of alipay_notify subdirectives), at Testfile:6`},
 		{name: "repeated forward", input: "alipay_notify {\n" + minimal + "forward http://x\n}", wantErr: "forward: given twice; it may appear only once, at Testfile:6"},
 		{name: "repeated max_age", input: "alipay_notify {\n" + minimal + "max_age 1h\nmax_age 2h\n}", wantErr: "max_age: given twice"},
 		{name: "inline argument", input: "alipay_notify http://x {\n" + minimal + "}", wantErr: "takes no arguments"},
-		{name: "missing forward", input: "alipay_notify {\napp_id 1\nalipay_public_key " + line + "\nwebhook_secret " + testSecret + "\n}", wantErr: "alipay_notify: forward is required: the URL of the upstream that receives verified notifications, at Testfile:1"},
+		{name: "missing forward", input: "alipay_notify {\napp_id 1\nalipay_public_key " + line + "\nwebhook_secret " + testkit.Secret + "\n}", wantErr: "alipay_notify: forward is required: the URL of the upstream that receives verified notifications, at Testfile:1"},
 		{name: "missing secret", input: "alipay_notify {\napp_id 1\nalipay_public_key " + line + "\nforward http://x\n}", wantErr: "webhook_secret is required"},
-		{name: "missing key", input: "alipay_notify {\napp_id 1\nforward http://x\nwebhook_secret " + testSecret + "\n}", wantErr: "a key is required"},
-		{name: "missing app_id", input: "alipay_notify {\nalipay_public_key " + line + "\nforward http://x\nwebhook_secret " + testSecret + "\n}", wantErr: "app_id is required"},
+		{name: "missing key", input: "alipay_notify {\napp_id 1\nforward http://x\nwebhook_secret " + testkit.Secret + "\n}", wantErr: "a key is required"},
+		{name: "missing app_id", input: "alipay_notify {\nalipay_public_key " + line + "\nforward http://x\nwebhook_secret " + testkit.Secret + "\n}", wantErr: "app_id is required"},
 		{name: "app_id without value", input: "alipay_notify {\n" + minimal + "app_id\n}", wantErr: "app_id needs at least one value, at Testfile:6"},
-		{name: "malformed secret", input: "alipay_notify {\n" + strings.Replace(minimal, testSecret, "secret123", 1) + "}", wantErr: `webhook_secret #1: must start with "whsec_"`},
-		{name: "short secret", input: "alipay_notify {\n" + strings.Replace(minimal, testSecret, "whsec_c2hvcnQ=", 1) + "}", wantErr: "webhook_secret #1: decodes to 5 bytes"},
+		{name: "malformed secret", input: "alipay_notify {\n" + strings.Replace(minimal, testkit.Secret, "secret123", 1) + "}", wantErr: `webhook_secret #1: must start with "whsec_"`},
+		{name: "short secret", input: "alipay_notify {\n" + strings.Replace(minimal, testkit.Secret, "whsec_c2hvcnQ=", 1) + "}", wantErr: "webhook_secret #1: decodes to 5 bytes"},
 		{name: "three secrets", input: "alipay_notify {\n" + minimal + "}" + "", wantErr: ""},
 		{name: "malformed inline key", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:100], 1) + "}", wantErr: "alipay_public_key: malformed inline key: not an X.509 public key"},
 		{name: "inline key damaged in copying", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:40]+"...broken"+line[60:], 1) + "}", wantErr: "alipay_public_key: malformed inline key: not valid base64: the key was damaged when copied"},
@@ -107,7 +106,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		if tc.name == "three secrets" {
-			tc.input = strings.Replace(tc.input, "webhook_secret "+testSecret, "webhook_secret "+testSecret+" "+testSecret+" "+testSecret, 1)
+			tc.input = strings.Replace(tc.input, "webhook_secret "+testkit.Secret, "webhook_secret "+testkit.Secret+" "+testkit.Secret+" "+testkit.Secret, 1)
 			tc.wantErr = "webhook_secret takes one or two secrets"
 		}
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,5 +149,41 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Fail()
 			}
 		})
+	}
+}
+func TestAppBlockCaddyfile(t *testing.T) {
+	line := testkit.PublicKeyLine(t, "alipay")
+	tail := "forward http://x\nwebhook_secret " + testkit.Secret + "\n"
+	tests := map[string]string{
+		"policy in app block":  "app 1 {\nalipay_public_key " + line + "\nseller_id 2\n}\n",
+		"app without id":       "app {\nalipay_public_key " + line + "\n}\n",
+		"app without key":      "app 1 {\n}\n",
+		"md5_key alone":        "md5_key abc\n",
+		"partner alone":        "partner 2088\n",
+		"nothing to verify":    "",
+		"notify_verify no md5": "app_id 1\nalipay_public_key " + line + "\nnotify_verify http://x http://y\n",
+	}
+	wants := map[string]string{
+		"policy in app block":  `"seller_id" in app 1: an app block holds only`,
+		"app without id":       "app needs the app_id",
+		"app without key":      "app 1: no key",
+		"md5_key alone":        "partner and md5_key go together",
+		"partner alone":        "partner and md5_key go together",
+		"nothing to verify":    "app_id with a key",
+		"notify_verify no md5": "notify_verify takes at most one gateway URL",
+	}
+	for name, block := range tests {
+		t.Run(name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay_notify {\n" + block + tail + "}"))
+			if err == nil || !strings.Contains(err.Error(), wants[name]) {
+				t.Fatalf("want error containing %q, got %v", wants[name], err)
+			}
+		})
+	}
+	var g Gate
+	err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay_verify {\napp_id 1\nalipay_public_key " + line + "\nforward http://x\n}"))
+	if err == nil || !strings.Contains(err.Error(), `unknown subdirective "forward"`) {
+		t.Fatalf("alipay_verify accepted forward: %v", err)
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// TestOfficialStandardWebhooksVector signs the official vector with our
+// TestOfficialStandardWebhooksVector signs the official testkit.Vector with our
 // signer and checks it with the official Go library too.
 func TestOfficialStandardWebhooksVector(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "vectors", "standard-webhooks-v1.json"))
@@ -86,16 +88,16 @@ func TestWebhookSecrets(t *testing.T) {
 }
 
 func TestWebhookBody(t *testing.T) {
-	vec := loadVector(t, filepath.Join("testdata", "vectors", "trade-rsa2-production.json"))
-	n, err := newNotification([]byte(vec.Body))
+	vec := testkit.LoadVector(t, "trade-rsa2-production.json")
+	n, err := alipay.ParseNotification([]byte(vec.Body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, _, err := n.signedTime()
+	at, _, err := n.SentAt()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := n.webhookBody(at)
+	body := webhookBody(n, at)
 	var event struct {
 		Type      string            `json:"type"`
 		Timestamp string            `json:"timestamp"`
@@ -141,19 +143,19 @@ func TestEventTypeAndTime(t *testing.T) {
 		{"a=b", "alipay.notification", ""},
 	}
 	for _, tc := range tests {
-		n, err := newNotification([]byte(tc.body))
+		n, err := alipay.ParseNotification([]byte(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := n.eventType(); got != tc.wantType {
+		if got := eventType(n); got != tc.wantType {
 			t.Errorf("%s: type %s, want %s", tc.body, got, tc.wantType)
 		}
-		at, ok, err := n.signedTime()
+		at, ok, err := n.SentAt()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := ""; ok {
-			got = at.In(beijing).Format(time.RFC3339)
+			got = at.In(testkit.Beijing).Format(time.RFC3339)
 			if got != tc.wantTime {
 				t.Errorf("%s: time %s, want %s", tc.body, got, tc.wantTime)
 			}

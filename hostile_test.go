@@ -1,11 +1,9 @@
 package alipaynotify
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -14,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -42,17 +41,17 @@ func provisionTestHandler(t testing.TB, h *Handler) {
 	}
 }
 
-// handlerServer serves h (provisioned for testAppID and the test key,
+// handlerServer serves h (provisioned for testkit.AppID and the test key,
 // forwarding to upstream) on a free loopback port; configure adjusts h first.
 func handlerServer(t *testing.T, upstream string, configure func(*Handler)) string {
 	t.Helper()
 	h := &Handler{
 		Verifier: Verifier{
-			AppIDs:    []string{testAppID},
-			KeySource: KeySource{AlipayPublicKeys: []string{testPublicKeyLine(t, "alipay")}},
+			AppIDs:    []string{testkit.AppID},
+			KeySource: KeySource{AlipayPublicKeys: []string{testkit.PublicKeyLine(t, "alipay")}},
 		},
 		Forward:        upstream,
-		WebhookSecrets: []string{testSecret},
+		WebhookSecrets: []string{testkit.Secret},
 		Timeout:        caddy.Duration(5 * time.Second),
 	}
 	if configure != nil {
@@ -69,17 +68,19 @@ func handlerServer(t *testing.T, upstream string, configure func(*Handler)) stri
 }
 
 // withBody returns params with a "body" field (a signed trade field) of value.
-func withBody(params []kv, value string) []kv { return set(params, "body", value) }
+func withBody(params []testkit.KV, value string) []testkit.KV {
+	return testkit.Set(params, "body", value)
+}
 
 func TestHostileRequests(t *testing.T) {
-	upstream := newTestUpstream(t, testSecret, http.StatusOK, 0)
+	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
 	url := handlerServer(t, upstream.URL, nil)
 	bigURL := handlerServer(t, upstream.URL, func(h *Handler) { h.MaxBody = 1 << 20 })
-	alipay := testKey(t, "alipay")
-	base := tradeParams(testAppID, time.Now())
-	good := signed(t, alipay, base, false)
-	goodBody := encodeForm(good)
-	sign := good[len(good)-1].v
+	alipayKey := testkit.Key(t, "alipay")
+	base := testkit.TradeParams(testkit.AppID, time.Now())
+	good := testkit.Signed(t, alipayKey, base, false)
+	goodBody := testkit.EncodeForm(good)
+	sign := good[len(good)-1].V
 	signEscaped := "sign=" + strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(sign, "+", "%2B"), "/", "%2F"), "=", "%3D")
 	if !strings.Contains(goodBody, signEscaped) {
 		t.Fatal("test bug: sign not found in the body")
@@ -96,11 +97,11 @@ func TestHostileRequests(t *testing.T) {
 		}
 		return b.String()
 	}
-	var manySigned []kv
+	var manySigned []testkit.KV
 	for i := range 10000 {
-		manySigned = append(manySigned, kv{fmt.Sprintf("p%05d", i), strconv.Itoa(i)})
+		manySigned = append(manySigned, testkit.KV{fmt.Sprintf("p%05d", i), strconv.Itoa(i)})
 	}
-	manySigned = signed(t, alipay, append(append([]kv(nil), base...), manySigned...), false)
+	manySigned = testkit.Signed(t, alipayKey, append(append([]testkit.KV(nil), base...), manySigned...), false)
 	long := strings.Repeat("long value ", 5000) // 55 000 bytes, as many encoded
 	spaced := strings.ReplaceAll(sign, "+", " ")
 	if spaced == sign { // a signature without '+': make one
@@ -113,24 +114,24 @@ func TestHostileRequests(t *testing.T) {
 		forwarded       bool
 	}{
 		{name: "valid (control)", url: url, body: goodBody, status: 200, forwarded: true},
-		{name: "invalid UTF-8 in a signed value", url: url, body: encodeForm(signed(t, alipay, withBody(base, "ok\xff\xfe"), false)), status: 400},
+		{name: "invalid UTF-8 in a signed value", url: url, body: testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(base, "ok\xff\xfe"), false)), status: 400},
 		{name: "invalid UTF-8 in a key", url: url, body: goodBody + "&k%C3%28=1", status: 400},
 		{name: "overlong UTF-8 encoding of '/'", url: url, body: goodBody + "&x=%C0%AF", status: 400},
 		{name: "UTF-16 surrogate in UTF-8", url: url, body: goodBody + "&x=%ED%A0%80", status: 400},
-		{name: "invalid GBK in a signed value", url: url, body: encodeForm(signed(t, alipay, withBody(set(base, "charset", "gbk"), "\xff\xff"), false)), status: 400},
-		{name: "truncated GBK character", url: url, body: encodeForm(signed(t, alipay, withBody(set(base, "charset", "gbk"), "\xb0"), false)), status: 400},
-		{name: "NUL added to a signed value", url: url, body: encodeForm(withBody(good, "a\x00b")), status: 403},
+		{name: "invalid GBK in a signed value", url: url, body: testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(testkit.Set(base, "charset", "gbk"), "\xff\xff"), false)), status: 400},
+		{name: "truncated GBK character", url: url, body: testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(testkit.Set(base, "charset", "gbk"), "\xb0"), false)), status: 400},
+		{name: "NUL added to a signed value", url: url, body: testkit.EncodeForm(withBody(good, "a\x00b")), status: 403},
 		{name: "raw NUL bytes added", url: url, body: goodBody + "&x=\x00\x00", status: 403},
 		{name: "NUL in a key", url: url, body: goodBody + "&a%00b=1", status: 400},
-		{name: "NUL signed by Alipay's key is data", url: url, body: encodeForm(signed(t, alipay, withBody(base, "a\x00b"), false)), status: 200, forwarded: true},
+		{name: "NUL signed by Alipay's key is data", url: url, body: testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(base, "a\x00b"), false)), status: 200, forwarded: true},
 		{name: "10 000 parameters added, default max_body", url: url, body: goodBody + manyParams(10000), status: 413},
 		{name: "10 000 parameters added", url: bigURL, body: goodBody + manyParams(10000), status: 403},
-		{name: "10 000 parameters, all signed", url: bigURL, body: encodeForm(manySigned), status: 200, forwarded: true},
+		{name: "10 000 parameters, all signed", url: bigURL, body: testkit.EncodeForm(manySigned), status: 200, forwarded: true},
 		{name: "10 000 copies of one key", url: bigURL, body: goodBody + strings.Repeat("&x=1", 10000), status: 400},
 		{name: "10 000 empty pairs", url: bigURL, body: goodBody + strings.Repeat("&", 10000), status: 200, forwarded: true},
 		{name: "very long value added", url: url, body: goodBody + "&x=" + strings.Repeat("a", 60000), status: 403},
-		{name: "very long signed value replaced", url: url, body: encodeForm(withBody(good, long)), status: 403},
-		{name: "very long value signed", url: url, body: encodeForm(signed(t, alipay, withBody(base, long), false)), status: 200, forwarded: true},
+		{name: "very long signed value replaced", url: url, body: testkit.EncodeForm(withBody(good, long)), status: 403},
+		{name: "very long value signed", url: url, body: testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(base, long), false)), status: 200, forwarded: true},
 		{name: "very long key", url: url, body: goodBody + "&" + strings.Repeat("k", 60000) + "=1", status: 403},
 		{name: "value of 60 000 escapes", url: url, body: goodBody + "&x=" + strings.Repeat("%41", 20000), status: 403},
 		{name: "key differing only by case", url: url, body: goodBody + "&TOTAL_AMOUNT=999.00", status: 403},
@@ -150,8 +151,8 @@ func TestHostileRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			upstream.take()
-			status, answer, header := postNotification(t, tc.url, tc.body)
+			upstream.Take()
+			status, answer, header := testkit.Post(t, tc.url, tc.body)
 			wantAnswer := "fail"
 			if tc.status == 200 {
 				wantAnswer = "success"
@@ -162,31 +163,31 @@ func TestHostileRequests(t *testing.T) {
 			if ct := header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			got := upstream.take()
+			got := upstream.Take()
 			switch {
 			case tc.forwarded && len(got) != 1:
 				t.Fatalf("upstream got %d webhooks, want 1", len(got))
 			case !tc.forwarded && len(got) != 0:
 				t.Fatalf("a refused notification reached the upstream (%d webhooks)", len(got))
-			case tc.forwarded && got[0].verifyErr != nil:
-				t.Fatalf("official library refuses the webhook: %v", got[0].verifyErr)
+			case tc.forwarded && got[0].VerifyErr != nil:
+				t.Fatalf("official library refuses the webhook: %v", got[0].VerifyErr)
 			}
 		})
 	}
 
 	t.Run("signed NUL arrives as \\u0000 in the JSON", func(t *testing.T) {
-		upstream.take()
-		postNotification(t, url, encodeForm(signed(t, alipay, withBody(base, "a\x00b"), false)))
-		got := upstream.take()
-		if len(got) != 1 || got[0].event.Data["body"] != "a\x00b" || !strings.Contains(string(got[0].body), `"a\u0000b"`) {
+		upstream.Take()
+		testkit.Post(t, url, testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(base, "a\x00b"), false)))
+		got := upstream.Take()
+		if len(got) != 1 || got[0].Event.Data["body"] != "a\x00b" || !strings.Contains(string(got[0].Body), `"a\u0000b"`) {
 			t.Fatalf("webhooks %d: %v", len(got), got)
 		}
 	})
 	t.Run("10 000 signed parameters all arrive", func(t *testing.T) {
-		upstream.take()
-		postNotification(t, bigURL, encodeForm(manySigned))
-		got := upstream.take()
-		if len(got) != 1 || len(got[0].event.Data) != len(manySigned)-1 || got[0].event.Data["p09999"] != "9999" {
+		upstream.Take()
+		testkit.Post(t, bigURL, testkit.EncodeForm(manySigned))
+		got := upstream.Take()
+		if len(got) != 1 || len(got[0].Event.Data) != len(manySigned)-1 || got[0].Event.Data["p09999"] != "9999" {
 			t.Fatalf("webhooks %d", len(got))
 		}
 	})
@@ -195,16 +196,16 @@ func TestHostileRequests(t *testing.T) {
 // TestBodySizeBoundary: a signed notification of exactly max_body bytes is
 // accepted, one byte more is 413, with or without Content-Length.
 func TestBodySizeBoundary(t *testing.T) {
-	upstream := newTestUpstream(t, testSecret, http.StatusOK, 0)
+	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
 	const maxBody = 4096
 	url := handlerServer(t, upstream.URL, func(h *Handler) { h.MaxBody = maxBody })
-	alipay := testKey(t, "alipay")
-	base := tradeParams(testAppID, time.Now())
+	alipayKey := testkit.Key(t, "alipay")
+	base := testkit.TradeParams(testkit.AppID, time.Now())
 	// A signed body field brings the body close to maxBody (the encoded
 	// length of sign varies with its '+' and '/'); empty pairs ("&", which
 	// carry nothing) make it exact.
-	body := encodeForm(signed(t, alipay, base, false))
-	body = encodeForm(signed(t, alipay, withBody(base, strings.Repeat("x", maxBody-len(body)-100)), false))
+	body := testkit.EncodeForm(testkit.Signed(t, alipayKey, base, false))
+	body = testkit.EncodeForm(testkit.Signed(t, alipayKey, withBody(base, strings.Repeat("x", maxBody-len(body)-100)), false))
 	if len(body) > maxBody {
 		t.Fatalf("test bug: body of %d bytes", len(body))
 	}
@@ -222,13 +223,13 @@ func TestBodySizeBoundary(t *testing.T) {
 		{"max_body + 1, chunked", over, true, 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			upstream.take()
+			upstream.Take()
 			var reader io.Reader = strings.NewReader(tc.body)
 			if tc.chunked {
 				reader = io.MultiReader(reader) // hides the length: sent chunked
 			}
 			req, _ := http.NewRequest(http.MethodPost, url, reader)
-			req.Header.Set("Content-Type", alipayFormType)
+			req.Header.Set("Content-Type", testkit.ContentType)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -238,202 +239,9 @@ func TestBodySizeBoundary(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d %q, want %d", resp.StatusCode, answer, tc.status)
 			}
-			if n := len(upstream.take()); (tc.status == 200) != (n == 1) {
+			if n := len(upstream.Take()); (tc.status == 200) != (n == 1) {
 				t.Errorf("%d webhooks", n)
 			}
 		})
-	}
-}
-
-// rawResponse is what a raw HTTP/1.1 exchange produced.
-type rawResponse struct {
-	status  int
-	answer  string
-	written int64 // body bytes the client managed to write
-	err     error // reading the response
-}
-
-// rawPost sends a POST over a plain TCP connection with the given extra
-// header lines, writes the body with send (which may trickle or stream), and
-// reads the response concurrently, as soon as the server sends it.
-func rawPost(t *testing.T, addr, path, headers string, send func(w io.Writer) (int64, error)) rawResponse {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second)) // a hang fails the test instead of blocking it
-	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n%s\r\n", path, addr, alipayFormType, headers); err != nil {
-		t.Fatal(err)
-	}
-	written := make(chan int64, 1)
-	go func() {
-		n, _ := send(conn)
-		written <- n
-	}()
-	var res rawResponse
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		res.err = err
-	} else {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		resp.Body.Close()
-		res.status, res.answer = resp.StatusCode, string(body)
-	}
-	conn.Close() // stops a writer still streaming
-	res.written = <-written
-	return res
-}
-
-// chunkedSender streams total bytes of "x=aaaa..." as chunked encoding.
-func chunkedSender(total int64) func(io.Writer) (int64, error) {
-	return func(w io.Writer) (int64, error) {
-		chunk := []byte(strings.Repeat("a", 32<<10))
-		copy(chunk, "x=")
-		var sent int64
-		for sent < total {
-			if _, err := fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk); err != nil {
-				return sent, err
-			}
-			sent += int64(len(chunk))
-		}
-		_, err := io.WriteString(w, "0\r\n\r\n")
-		return sent, err
-	}
-}
-
-// TestOversizedBodiesThroughCaddy: the built binary answers 413 to bodies
-// over max_body whether the length is announced or not, without reading a
-// 100 MB stream to its end, and forwards nothing.
-func TestOversizedBodiesThroughCaddy(t *testing.T) {
-	caddyBinary(t)
-	upstream := newTestUpstream(t, testSecret, http.StatusOK, 0)
-	listen := freePort(t)
-	config := strings.Replace(siteConfig(t, listen, upstream.URL, testSecret), "webhook_secret", "max_body 8KiB\n\t\twebhook_secret", 1)
-	runCaddy(t, config, listen)
-	const hundredMB = 100 << 20
-
-	t.Run("Content-Length over max_body", func(t *testing.T) {
-		res := rawPost(t, listen, "/alipay/notify", "Content-Length: 104857600\r\n", func(w io.Writer) (int64, error) {
-			n, err := io.Copy(w, io.LimitReader(neverEnding('a'), hundredMB))
-			return n, err
-		})
-		if res.err != nil || res.status != 413 || res.answer != "fail" {
-			t.Fatalf("answer %d %q (%v), want 413 fail", res.status, res.answer, res.err)
-		}
-		if res.written >= hundredMB {
-			t.Errorf("the client could write all %d bytes: the body was read to its end", res.written)
-		}
-		t.Logf("the client wrote %d bytes before the connection closed", res.written)
-	})
-	t.Run("chunked, 100 MB", func(t *testing.T) {
-		res := rawPost(t, listen, "/alipay/notify", "Transfer-Encoding: chunked\r\n", chunkedSender(hundredMB))
-		if res.err != nil || res.status != 413 || res.answer != "fail" {
-			t.Fatalf("answer %d %q (%v), want 413 fail", res.status, res.answer, res.err)
-		}
-		if res.written >= hundredMB {
-			t.Errorf("the client could write all %d bytes: the body was read to its end", res.written)
-		}
-		t.Logf("the client wrote %d bytes before the connection closed", res.written)
-	})
-	t.Run("chunked, just over", func(t *testing.T) {
-		body := encodeForm(signed(t, testKey(t, "alipay"), tradeParams(testAppID, time.Now()), false)) + "&pad=" + strings.Repeat("p", 8<<10)
-		res := rawPost(t, listen, "/alipay/notify", "Transfer-Encoding: chunked\r\n", func(w io.Writer) (int64, error) {
-			_, err := fmt.Fprintf(w, "%x\r\n%s\r\n0\r\n\r\n", len(body), body)
-			return int64(len(body)), err
-		})
-		if res.err != nil || res.status != 413 || res.answer != "fail" {
-			t.Fatalf("answer %d %q (%v), want 413 fail", res.status, res.answer, res.err)
-		}
-	})
-	if got := upstream.take(); len(got) != 0 {
-		t.Fatalf("an oversized body reached the upstream (%d webhooks)", len(got))
-	}
-}
-
-type neverEnding byte
-
-func (b neverEnding) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(b)
-	}
-	return len(p), nil
-}
-
-// TestSlowBodyThroughCaddy: with the recommended server timeout
-// (servers { timeouts { read_body ... } }), a client trickling a genuine
-// notification byte by byte is cut off, and nothing is forwarded. Caddy's
-// defaults alone (read_header 1m, read_body_idle 1m reset by every byte, no
-// read_body) would let it hold the connection for as long as it keeps
-// trickling.
-func TestSlowBodyThroughCaddy(t *testing.T) {
-	caddyBinary(t)
-	upstream := newTestUpstream(t, testSecret, http.StatusOK, 0)
-	listen := freePort(t)
-	config := strings.Replace(siteConfig(t, listen, upstream.URL, testSecret),
-		"default_bind 127.0.0.1", "default_bind 127.0.0.1\n\tservers {\n\t\ttimeouts {\n\t\t\tread_body 2s\n\t\t\tread_header 2s\n\t\t}\n\t}", 1)
-	runCaddy(t, config, listen)
-	body := encodeForm(signed(t, testKey(t, "alipay"), tradeParams(testAppID, time.Now()), false))
-
-	t.Run("trickled body", func(t *testing.T) {
-		stop := make(chan struct{})
-		defer close(stop)
-		res := rawPost(t, listen, "/alipay/notify", "Content-Length: "+strconv.Itoa(len(body))+"\r\n", func(w io.Writer) (int64, error) {
-			var sent int64
-			for i := range len(body) {
-				if _, err := w.Write([]byte{body[i]}); err != nil {
-					return sent, err
-				}
-				sent++
-				select {
-				case <-stop:
-					return sent, nil
-				case <-time.After(100 * time.Millisecond): // the whole body would take about 2 minutes
-				}
-			}
-			return sent, nil
-		})
-		// Cut off: either a 400 fail (the handler saw the read error) or the
-		// connection closed without an answer; never a success.
-		if res.err == nil && (res.status != 400 || res.answer != "fail") {
-			t.Fatalf("answer %d %q, want 400 fail or a closed connection", res.status, res.answer)
-		}
-		if res.written >= int64(len(body)) {
-			t.Fatalf("the whole body was sent: the trickle was not cut off")
-		}
-		t.Logf("cut off after %d of %d bytes: %d %q %v", res.written, len(body), res.status, res.answer, res.err)
-	})
-	t.Run("trickled headers", func(t *testing.T) {
-		conn, err := net.Dial("tcp", listen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-		request := "POST /alipay/notify HTTP/1.1\r\nHost: x\r\nContent-Type: " + alipayFormType + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
-		closed := make(chan error, 1)
-		go func() {
-			_, err := io.ReadAll(conn) // returns when the server closes the connection
-			closed <- err
-		}()
-		sent := 0
-	trickle:
-		for ; sent < len(request); sent++ {
-			if _, err := conn.Write([]byte{request[sent]}); err != nil {
-				break
-			}
-			select {
-			case <-closed:
-				break trickle
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		if sent >= len(request) {
-			t.Fatal("the whole request was sent: the trickle was not cut off")
-		}
-	})
-	if got := upstream.take(); len(got) != 0 {
-		t.Fatalf("a trickled notification reached the upstream (%d webhooks)", len(got))
 	}
 }

@@ -262,4 +262,3 @@ func checkKeyType(key any) (crypto.PublicKey, error) {
 	}
 	return nil, fmt.Errorf("a %T, but Alipay signs with RSA or SM2 keys", key)
 }
-

@@ -153,5 +153,3 @@ func parseDERPublicKey(der []byte) (crypto.PublicKey, error) {
 	}
 	return checkKeyType(key)
 }
-
-

@@ -108,7 +108,7 @@ func TestLegacyMD5ThroughCaddy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, answer, _ := postNotification(t, caddyBase+tc.path, testkit.EncodeForm(tc.params))
+			status, answer, _ := testkit.Post(t, caddyBase+tc.path, testkit.EncodeForm(tc.params))
 			want := "fail"
 			if tc.status == 200 {
 				want = "success"
@@ -156,14 +156,14 @@ func TestGatewayMessagesThroughCaddy(t *testing.T) {
 	}`, notifyBlock(t, "/gateway", upstream.URL, ""), vec.AppID, vec.Key.AlipayPublicKey, upstream.URL, testkit.Secret))
 
 	t.Run("service-market vector", func(t *testing.T) {
-		if status, answer, _ := postNotification(t, caddyBase+"/market", vec.Body); status != 200 || answer != "success" {
+		if status, answer, _ := testkit.Post(t, caddyBase+"/market", vec.Body); status != 200 || answer != "success" {
 			t.Fatalf("answer %d %q", status, answer)
 		}
 		got := upstream.Take()
 		if len(got) != 1 || got[0].Event.Type != "alipay.servicemarket_order_notify" || got[0].Event.Data["contactor"] != "技术支持测试的公司" {
 			t.Fatalf("webhooks %+v", got)
 		}
-		if status, _, _ := postNotification(t, caddyBase+"/market", forged.Body); status != 403 || len(upstream.Take()) != 0 {
+		if status, _, _ := testkit.Post(t, caddyBase+"/market", forged.Body); status != 403 || len(upstream.Take()) != 0 {
 			t.Fatalf("tampered vector: status %d", status)
 		}
 	})
@@ -177,7 +177,7 @@ func TestGatewayMessagesThroughCaddy(t *testing.T) {
 			{"version", "1.1"}, {"sign_type", "RSA2"},
 		}
 		body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), params, true))
-		if status, answer, _ := postNotification(t, caddyBase+"/gateway", body); status != 200 || answer != "success" {
+		if status, answer, _ := testkit.Post(t, caddyBase+"/gateway", body); status != 200 || answer != "success" {
 			t.Fatalf("answer %d %q", status, answer)
 		}
 		got := upstream.Take()
@@ -189,7 +189,7 @@ func TestGatewayMessagesThroughCaddy(t *testing.T) {
 			t.Errorf("event %+v", e)
 		}
 		stale := testkit.Set(params, "utc_timestamp", strconv.FormatInt(time.Now().Add(-80*time.Hour).UnixMilli(), 10))
-		if status, _, _ := postNotification(t, caddyBase+"/gateway", testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), stale, true))); status != 403 {
+		if status, _, _ := testkit.Post(t, caddyBase+"/gateway", testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), stale, true))); status != 403 {
 			t.Errorf("stale utc_timestamp: status %d", status)
 		}
 		upstream.Take()
@@ -279,7 +279,7 @@ func TestAlipayVerifyThroughCaddy(t *testing.T) {
 
 	t.Run("POST gate keeps the body readable", func(t *testing.T) {
 		body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false))
-		status, answer, _ := postNotification(t, caddyBase+"/legacy/notify.php", body)
+		status, answer, _ := testkit.Post(t, caddyBase+"/legacy/notify.php", body)
 		if status != 200 || answer != "success" {
 			t.Fatalf("answer %d %q", status, answer)
 		}
@@ -288,7 +288,7 @@ func TestAlipayVerifyThroughCaddy(t *testing.T) {
 			t.Fatalf("upstream got %+v", got)
 		}
 		forged := testkit.EncodeForm(testkit.Set(testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false), "total_amount", "9.99"))
-		if status, answer, _ := postNotification(t, caddyBase+"/legacy/notify.php", forged); status != 403 || answer != "fail" {
+		if status, answer, _ := testkit.Post(t, caddyBase+"/legacy/notify.php", forged); status != 403 || answer != "fail" {
 			t.Fatalf("forged POST: %d %q", status, answer)
 		}
 		if got := take(); len(got) != 0 {
@@ -333,7 +333,7 @@ func TestSeveralAppsThroughCaddy(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, tc.key), testkit.TradeParams(tc.app, now), false))
-			if status, _, _ := postNotification(t, caddyBase+"/notify", body); status != tc.status {
+			if status, _, _ := testkit.Post(t, caddyBase+"/notify", body); status != tc.status {
 				t.Fatalf("status %d, want %d", status, tc.status)
 			}
 			if got := upstream.Take(); (len(got) == 1) != (tc.status == 200) {
@@ -398,21 +398,21 @@ func TestSM2ThroughCaddy(t *testing.T) {
 	now := time.Now()
 	for _, path := range []string{"/notify", "/cert"} {
 		good := sm2Signed(t, priv, testkit.TradeParams(testkit.AppID, now))
-		if status, answer, _ := postNotification(t, caddyBase+path, testkit.EncodeForm(good)); status != 200 || answer != "success" {
+		if status, answer, _ := testkit.Post(t, caddyBase+path, testkit.EncodeForm(good)); status != 200 || answer != "success" {
 			t.Fatalf("%s: SM2 notification: %d %q", path, status, answer)
 		}
 		if got := upstream.Take(); len(got) != 1 || got[0].Event.Data["sign_type"] != "SM2" {
 			t.Fatalf("%s: webhooks %+v", path, got)
 		}
-		if status, _, _ := postNotification(t, caddyBase+path, testkit.EncodeForm(testkit.Set(good, "total_amount", "1.00"))); status != 403 {
+		if status, _, _ := testkit.Post(t, caddyBase+path, testkit.EncodeForm(testkit.Set(good, "total_amount", "1.00"))); status != 403 {
 			t.Fatalf("%s: tampered SM2 notification: status %d", path, status)
 		}
 		// An RSA signature relabelled SM2 must not pass, nor the reverse.
 		rsaSigned := testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, now), false)
-		if status, _, _ := postNotification(t, caddyBase+path, testkit.EncodeForm(testkit.Set(rsaSigned, "sign_type", "SM2"))); status != 403 {
+		if status, _, _ := testkit.Post(t, caddyBase+path, testkit.EncodeForm(testkit.Set(rsaSigned, "sign_type", "SM2"))); status != 403 {
 			t.Fatalf("%s: RSA signature as SM2: status %d", path, status)
 		}
-		if status, _, _ := postNotification(t, caddyBase+path, testkit.EncodeForm(testkit.Set(good, "sign_type", "RSA2"))); status != 403 {
+		if status, _, _ := testkit.Post(t, caddyBase+path, testkit.EncodeForm(testkit.Set(good, "sign_type", "RSA2"))); status != 403 {
 			t.Fatalf("%s: SM2 signature as RSA2: status %d", path, status)
 		}
 		if got := upstream.Take(); len(got) != 0 {

@@ -20,27 +20,8 @@ import (
 // fixed ports, so they must not run in parallel; -short skips them, and CI
 // never runs with -short.
 
-const (
-	caddyBase      = "http://localhost:9080"
-	alipayFormType = "application/x-www-form-urlencoded; text/html; charset=UTF-8" // sic: Alipay's real header
-)
-
-// postNotification posts a form body the way Alipay does and returns status and body.
-func postNotification(t *testing.T, url, body string) (int, string, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", alipayFormType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(answer), resp.Header
-}
+// caddyBase is where caddytest's Caddy listens.
+const caddyBase = "http://localhost:9080"
 
 // startTestCaddy loads a Caddyfile whose site blocks are given.
 func startTestCaddy(t *testing.T, sites string) *caddytest.Tester {
@@ -135,7 +116,7 @@ func TestAnswersThroughCaddy(t *testing.T) {
 				method = http.MethodPost
 			}
 			req, _ := http.NewRequest(method, caddyBase+tc.path, strings.NewReader(tc.body))
-			req.Header.Set("Content-Type", alipayFormType)
+			req.Header.Set("Content-Type", testkit.ContentType)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -182,7 +163,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 	}`, notifyBlock(t, "/notify", upstream.URL+"/hooks/alipay", ""), vec.AppID, vec.Key.AlipayPublicKey, upstream.URL, testkit.Secret))
 
 	t.Run("real Alipay vector", func(t *testing.T) {
-		status, answer, _ := postNotification(t, caddyBase+"/vector", vec.Body)
+		status, answer, _ := testkit.Post(t, caddyBase+"/vector", vec.Body)
 		if status != 200 || answer != "success" {
 			t.Fatalf("answer %d %q", status, answer)
 		}
@@ -210,7 +191,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 
 	t.Run("query parameters are neither signed nor forwarded", func(t *testing.T) {
 		params := testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false)
-		status, answer, _ := postNotification(t, caddyBase+"/notify?total_amount=999.00&injected=1", testkit.EncodeForm(params))
+		status, answer, _ := testkit.Post(t, caddyBase+"/notify?total_amount=999.00&injected=1", testkit.EncodeForm(params))
 		if status != 200 || answer != "success" {
 			t.Fatalf("answer %d %q", status, answer)
 		}
@@ -246,7 +227,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 		before := upstream.NewConns.Load()
 		for range 5 {
 			body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false))
-			if status, _, _ := postNotification(t, caddyBase+"/notify", body); status != 200 {
+			if status, _, _ := testkit.Post(t, caddyBase+"/notify", body); status != 200 {
 				t.Fatalf("status %d", status)
 			}
 		}
@@ -259,7 +240,7 @@ func TestWebhookThroughCaddy(t *testing.T) {
 	t.Run("a retry carries the same webhook-id", func(t *testing.T) {
 		body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false))
 		for range 2 {
-			if status, _, _ := postNotification(t, caddyBase+"/notify", body); status != 200 {
+			if status, _, _ := testkit.Post(t, caddyBase+"/notify", body); status != 200 {
 				t.Fatalf("status %d", status)
 			}
 		}
@@ -283,7 +264,7 @@ func TestSecretRotationThroughCaddy(t *testing.T) {
 	}`)
 	body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false))
 	for path, u := range map[string]*testkit.Upstream{"/new": newSide, "/old": oldSide} {
-		if status, _, _ := postNotification(t, caddyBase+path, body); status != 200 {
+		if status, _, _ := testkit.Post(t, caddyBase+path, body); status != 200 {
 			t.Fatalf("%s: status %d", path, status)
 		}
 		got := u.Take()

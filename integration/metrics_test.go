@@ -64,7 +64,7 @@ func TestMetricsThroughCaddy(t *testing.T) {
 	forged := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "app"), testkit.TradeParams(testkit.AppID, time.Now()), false))
 	post := func(path, body string, want int) {
 		t.Helper()
-		if status, _, _ := postNotification(t, caddyBase+path, body); status != want {
+		if status, _, _ := testkit.Post(t, caddyBase+path, body); status != want {
 			t.Fatalf("%s: status %d, want %d", path, status, want)
 		}
 	}
@@ -125,14 +125,14 @@ func TestPlaceholdersAndAccessLog(t *testing.T) {
 		`+notifyBlock(t, "/notify", upstream.URL, "")+`
 	}`)
 	body := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "alipay"), testkit.TradeParams(testkit.AppID, time.Now()), false))
-	_, _, header := postNotification(t, caddyBase+"/notify", body)
+	_, _, header := testkit.Post(t, caddyBase+"/notify", body)
 	if got := header.Get("X-Alipay-Outcome"); got != "forwarded" {
 		t.Errorf("X-Alipay-Outcome %q", got)
 	}
 	if got, want := header.Get("X-Alipay-Notify"), "2019081500222155624068450559358070/"+testkit.AppID+"/TRADE_SUCCESS"; got != want {
 		t.Errorf("X-Alipay-Notify %q, want %q", got, want)
 	}
-	_, _, header = postNotification(t, caddyBase+"/notify", "garbage=%")
+	_, _, header = testkit.Post(t, caddyBase+"/notify", "garbage=%")
 	if got := header.Get("X-Alipay-Outcome"); got != "bad_request" {
 		t.Errorf("X-Alipay-Outcome %q for a malformed body", got)
 	}

@@ -230,7 +230,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, answer, _ := postNotification(t, caddyBase+tc.path, tc.body)
+			status, answer, _ := testkit.Post(t, caddyBase+tc.path, tc.body)
 			if status != tc.status || answer != "fail" {
 				t.Errorf("answer %d %q, want %d fail", status, answer, tc.status)
 			}
@@ -307,7 +307,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 			}
 		}
 		split = append(split, testkit.KV{"c", `1","status":"SUCCESS"}`})
-		status, _, _ := postNotification(t, caddyBase+"/notify", testkit.EncodeForm(split))
+		status, _, _ := testkit.Post(t, caddyBase+"/notify", testkit.EncodeForm(split))
 		if reason := logs.refusalReason(t); status != 400 || !strings.Contains(reason, "the JSON value of biz_content continues into the parameters after it, up to c") {
 			t.Errorf("answer %d, reason %q", status, reason)
 		}
@@ -344,7 +344,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 			}
 			defer conn.Close()
 			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nTrailer: Alipay-Verified\r\n\r\n%x\r\n%s\r\n0\r\nAlipay-Verified: spoof\r\n\r\n", path, alipayFormType, len(body), body)
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nTrailer: Alipay-Verified\r\n\r\n%x\r\n%s\r\n0\r\nAlipay-Verified: spoof\r\n\r\n", path, testkit.ContentType, len(body), body)
 			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -368,7 +368,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 	})
 	t.Run("log fields taken from the request are cut", func(t *testing.T) {
 		long := strings.Repeat("9", 40<<10)
-		status, _, _ := postNotification(t, caddyBase+"/notify", testkit.EncodeForm(testkit.Set(genuine(fresh), "out_trade_no", long)))
+		status, _, _ := testkit.Post(t, caddyBase+"/notify", testkit.EncodeForm(testkit.Set(genuine(fresh), "out_trade_no", long)))
 		if status != 403 {
 			t.Fatalf("status %d", status)
 		}
@@ -387,7 +387,7 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 // forwardedEvent posts body and returns the one webhook it produced.
 func forwardedEvent(t *testing.T, upstream *testkit.Upstream, path, body string) testkit.Event {
 	t.Helper()
-	status, answer, _ := postNotification(t, caddyBase+path, body)
+	status, answer, _ := testkit.Post(t, caddyBase+path, body)
 	got := upstream.Take()
 	if status != 200 || answer != "success" || len(got) != 1 {
 		t.Fatalf("answer %d %q, %d webhooks", status, answer, len(got))
@@ -406,7 +406,7 @@ func gatedHeader(t *testing.T, backend *testkit.Upstream, method, path, body str
 	if body == "" {
 		req.Body = nil
 	}
-	req.Header.Set("Content-Type", alipayFormType)
+	req.Header.Set("Content-Type", testkit.ContentType)
 	req.Header.Set("Alipay-Trade-Status", "TRADE_SUCCESS") // a client's own: removed
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -444,7 +444,7 @@ func TestEarlyTooLargeThroughCaddy(t *testing.T) {
 				defer conn.Close()
 				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 				// Headers only: the 5000 bytes are never sent.
-				fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: %s\r\nContent-Length: 5000\r\n%s\r\n", path, alipayFormType, expect)
+				fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: %s\r\nContent-Length: 5000\r\n%s\r\n", path, testkit.ContentType, expect)
 				reader := bufio.NewReader(conn)
 				resp, err := http.ReadResponse(reader, nil)
 				if err != nil {
@@ -540,7 +540,7 @@ func TestGatePathVariantsThroughCaddy(t *testing.T) {
 			}`, root, config.matcher, gate, php.addr))
 			var bypassed []string
 			for _, path := range variants {
-				status, _, _ := postNotification(t, caddyBase+path, forged)
+				status, _, _ := testkit.Post(t, caddyBase+path, forged)
 				if runs := php.take(); len(runs) > 0 {
 					bypassed = append(bypassed, fmt.Sprintf("%s (%d, Alipay-Verified %q)", path, status, runs[0].Get("Alipay-Verified")))
 				}

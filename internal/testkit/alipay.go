@@ -41,10 +41,17 @@ const (
 	Seller = "2088531891668739"
 )
 
+// ContentType is the Content-Type Alipay really sends: malformed, on
+// purpose here.
+const ContentType = "application/x-www-form-urlencoded; text/html; charset=UTF-8"
+
 // Beijing and TimeLayout are Alipay's zone and timestamp layout.
 var Beijing = time.FixedZone("CST", 8*60*60)
 
 const TimeLayout = "2006-01-02 15:04:05"
+
+// Now is the current time in Beijing, as Alipay's timestamps read.
+func Now() time.Time { return time.Now().In(Beijing) }
 
 // Root returns the repository's root directory.
 func Root() string {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,13 @@ type Webhook struct {
 	Body      []byte
 	VerifyErr error // the official Standard Webhooks library's verdict
 	Event     Event
+	// Answered is the status the upstream answered (0 while it has not).
+	Answered int
 }
+
+// Accepted reports whether the upstream took the webhook: a valid one,
+// answered 2xx.
+func (w Webhook) Accepted() bool { return w.VerifyErr == nil && w.Answered >= 200 && w.Answered < 300 }
 
 // Event is a webhook's JSON body. Data holds string values (domestic
 // notifications); RawData the data object as sent (Antom's nested JSON).
@@ -78,13 +85,20 @@ func newUpstream(t testing.TB, secret string, behave http.HandlerFunc, tls bool)
 		}
 		u.mu.Lock()
 		u.received = append(u.received, rec)
+		index := len(u.received) - 1
 		u.hits[r.Header.Get("webhook-id")]++
 		if rec.VerifyErr != nil {
 			u.invalid++
 		}
 		behave := u.behave
 		u.mu.Unlock()
-		behave(w, r)
+		answer := &statusRecorder{ResponseWriter: w}
+		behave(answer, r)
+		u.mu.Lock()
+		if index < len(u.received) { // not taken meanwhile
+			u.received[index].Answered = answer.status()
+		}
+		u.mu.Unlock()
 	}))
 	u.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
@@ -98,6 +112,37 @@ func newUpstream(t testing.TB, secret string, behave http.HandlerFunc, tls bool)
 	}
 	t.Cleanup(u.Close)
 	return u
+}
+
+// statusRecorder remembers the status a behaviour answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (hijacking
+// behaviours reset it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
 }
 
 // Status answers status after delay, with a short body.
@@ -145,4 +190,22 @@ func (u *Upstream) Totals() (hits, invalid int) {
 		hits += n
 	}
 	return hits, u.invalid
+}
+
+// Post posts a form body the way Alipay does (its malformed Content-Type
+// included) and returns the status, the answer and its headers.
+func Post(t testing.TB, url, body string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ContentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer), resp.Header
 }

@@ -1,4 +1,4 @@
-package alipaynotify
+package e2e
 
 import (
 	"bytes"
@@ -11,68 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 )
 
 // Faults of the upstream and of Caddy itself, through the built binary and
 // real upstreams. In every case Alipay is answered "fail" unless the upstream
 // accepted the webhook (a 2xx status), and no request forwards the same
 // notification twice.
-
-// recordingUpstream counts the webhooks it receives by webhook-id (checked
-// with the official Standard Webhooks library), then lets behave answer.
-type recordingUpstream struct {
-	*httptest.Server
-	mu      sync.Mutex
-	hits    map[string]int
-	invalid int // webhooks the official library refused
-}
-
-func newRecordingUpstream(t *testing.T, tls bool, behave http.HandlerFunc) *recordingUpstream {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &recordingUpstream{hits: map[string]int{}}
-	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.hits[r.Header.Get("webhook-id")]++
-		if wh.Verify(body, r.Header) != nil {
-			u.invalid++
-		}
-		u.mu.Unlock()
-		behave(w, r)
-	}))
-	if tls {
-		u.StartTLS()
-	} else {
-		u.Start()
-	}
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *recordingUpstream) count(id string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.hits[id]
-}
-
-func (u *recordingUpstream) total() (hits, invalid int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, n := range u.hits {
-		hits += n
-	}
-	return hits, u.invalid
-}
 
 // notifyRoute is one alipay_notify route of a faults Caddyfile.
 type notifyRoute struct {
@@ -86,58 +35,53 @@ func notifyCaddyfile(t *testing.T, listen, admin string, routes ...notifyRoute) 
 	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n}\nhttp://%s {\n", admin, listen)
 	for _, r := range routes {
 		fmt.Fprintf(&b, "\talipay_notify %s {\n\t\tapp_id %s\n\t\talipay_public_key %s\n\t\tforward %s\n\t\twebhook_secret %s\n\t\t%s\n\t}\n",
-			r.path, testAppID, absTestdata(t, "keys", "alipay.pub.txt"), r.forward, testSecret, r.extra)
+			r.path, testkit.AppID, testkit.Testdata("keys", "alipay.pub.txt"), r.forward, testkit.Secret, r.extra)
 	}
 	b.WriteString("\trespond \"not an Alipay endpoint\" 404\n}\n")
 	return b.String()
 }
 
-// genuineNotification is a genuine notification with its own notify_id.
-func genuineNotification(t testing.TB, notifyID string) string {
-	return encodeForm(signed(t, testKey(t, "alipay"), set(tradeParams(testAppID, time.Now()), "notify_id", notifyID), false))
-}
-
 func TestUpstreamFaultsThroughCaddy(t *testing.T) {
-	caddyBinary(t)
+	testkit.CaddyBinary(t)
 	// Answers 204.
-	accepting := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	accepting := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	// Nothing listens there.
 	refused := httptest.NewServer(http.NotFoundHandler())
 	refusedURL := refused.URL
 	refused.Close()
 	// Hangs until the test ends, past the 500ms timeout.
 	release := make(chan struct{})
-	hanging := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	hanging := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	})
 	t.Cleanup(func() { close(release) }) // runs before hanging.Close
-	failing := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	failing := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "database down", http.StatusInternalServerError)
 	})
-	elsewhere := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	redirecting := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	elsewhere := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	redirecting := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, elsewhere.URL+"/hooks", http.StatusTemporaryRedirect) // 307 would re-POST if followed
 	})
 	// Closes the connection after reading the request, before any answer,
 	// with a TCP reset.
-	resetBefore := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	resetBefore := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		hijackAndReset(t, w, "")
 	})
 	// Starts an answer, then resets in the middle of its status line.
-	resetStatus := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	resetStatus := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		hijackAndReset(t, w, "HTTP/1.1 20")
 	})
 	// Sends a complete 200 header, then resets in the middle of the body.
-	resetBody := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	resetBody := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		hijackAndReset(t, w, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nprocessed, and then")
 	})
 	// 2xx with a 100 MB body, streamed: the plugin reads at most 64 KiB.
 	var hugeWritten atomic.Int64
 	hugeDone := make(chan struct{}, 1)
-	huge := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	huge := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		defer func() { hugeDone <- struct{}{} }()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusOK)
@@ -150,7 +94,7 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 		}
 	})
 	// 500 with a 100 MB body.
-	hugeFailing := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	hugeFailing := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		chunk := bytes.Repeat([]byte("z"), 32<<10)
 		for written := 0; written < 100<<20; written += len(chunk) {
@@ -160,10 +104,10 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 		}
 	})
 	// HTTPS with httptest's certificate, which Caddy does not trust.
-	untrusted := newRecordingUpstream(t, true, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	untrusted := testkit.NewTLSUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 
-	listen := freePort(t)
-	runCaddy(t, notifyCaddyfile(t, listen, "off",
+	listen := testkit.FreePort(t)
+	testkit.RunCaddy(t, notifyCaddyfile(t, listen, "off",
 		notifyRoute{"/accepting", accepting.URL, ""},
 		notifyRoute{"/refused", refusedURL, ""},
 		notifyRoute{"/hanging", hanging.URL, "timeout 500ms"},
@@ -179,7 +123,7 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 
 	tests := []struct {
 		name, path string
-		upstream   *recordingUpstream // nil: nothing may be reached
+		upstream   *testkit.Upstream // nil: nothing may be reached
 		status     int
 		answer     string
 		hits       int // webhooks the upstream must have received
@@ -201,25 +145,25 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			id := fmt.Sprintf("fault-%02d", i)
-			status, answer, _ := postNotification(t, "http://"+listen+tc.path, genuineNotification(t, id))
+			status, answer, _ := testkit.Post(t, "http://"+listen+tc.path, testkit.Genuine(t, id))
 			if status != tc.status || answer != tc.answer {
 				t.Errorf("answer %d %q, want %d %q", status, answer, tc.status, tc.answer)
 			}
 			if tc.upstream != nil {
-				if got := tc.upstream.count(id); got != tc.hits {
+				if got := tc.upstream.Count(id); got != tc.hits {
 					t.Errorf("upstream received %s %d times, want %d", id, got, tc.hits)
 				}
 			}
 		})
 	}
-	if n, _ := elsewhere.total(); n != 0 {
+	if n, _ := elsewhere.Totals(); n != 0 {
 		t.Errorf("the redirect was followed: its target received %d webhooks", n)
 	}
-	if n, _ := untrusted.total(); n != 0 {
+	if n, _ := untrusted.Totals(); n != 0 {
 		t.Errorf("the untrusted HTTPS upstream received %d webhooks", n)
 	}
-	for _, u := range []*recordingUpstream{accepting, hanging, failing, redirecting, resetBefore, resetStatus, resetBody, huge, hugeFailing} {
-		if _, invalid := u.total(); invalid != 0 {
+	for _, u := range []*testkit.Upstream{accepting, hanging, failing, redirecting, resetBefore, resetStatus, resetBody, huge, hugeFailing} {
+		if _, invalid := u.Totals(); invalid != 0 {
 			t.Errorf("%d webhooks failed the official library's check", invalid)
 		}
 	}
@@ -238,7 +182,7 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 // hijackAndReset takes over the upstream's connection, writes partial, and
 // closes it with a TCP reset (SO_LINGER 0).
 func hijackAndReset(t *testing.T, w http.ResponseWriter, partial string) {
-	conn, buf, err := w.(http.Hijacker).Hijack()
+	conn, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		t.Errorf("hijack: %v", err)
 		return
@@ -258,19 +202,19 @@ func hijackAndReset(t *testing.T, w http.ResponseWriter, partial string) {
 // notification is answered; a success only for a webhook the upstream
 // received; no webhook twice; and the new configuration serves afterwards.
 func TestReloadWithNotificationsInFlight(t *testing.T) {
-	caddyBinary(t)
+	testkit.CaddyBinary(t)
 	var inFlight atomic.Int64
 	arrived := make(chan struct{}, 64)
-	slow := newRecordingUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+	slow := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {
 		inFlight.Add(1)
 		arrived <- struct{}{}
 		time.Sleep(1500 * time.Millisecond)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	listen, admin := freePort(t), freePort(t)
+	listen, admin := testkit.FreePort(t), testkit.FreePort(t)
 	config := notifyCaddyfile(t, listen, admin, notifyRoute{"/alipay/notify", slow.URL, "timeout 10s"})
-	p := runCaddy(t, config, listen)
-	waitListening(t, admin, 20*time.Second)
+	p := testkit.RunCaddy(t, config, listen)
+	testkit.WaitListening(t, admin, 20*time.Second)
 
 	const n = 16
 	type result struct {
@@ -283,10 +227,10 @@ func TestReloadWithNotificationsInFlight(t *testing.T) {
 	results := make(chan result, n)
 	for i := range n {
 		id := fmt.Sprintf("reload-%02d", i)
-		body := genuineNotification(t, id)
+		body := testkit.Genuine(t, id)
 		go func() {
 			req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/alipay/notify", strings.NewReader(body))
-			req.Header.Set("Content-Type", alipayFormType)
+			req.Header.Set("Content-Type", testkit.ContentType)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				results <- result{id: id, err: err}
@@ -330,7 +274,7 @@ func TestReloadWithNotificationsInFlight(t *testing.T) {
 		}
 	}
 	for id, r := range answered {
-		hits := slow.count(id)
+		hits := slow.Count(id)
 		switch {
 		case r.err != nil:
 			t.Errorf("%s: no answer: %v", id, r.err)
@@ -352,17 +296,17 @@ func TestReloadWithNotificationsInFlight(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Replace(config, "timeout 10s", "timeout 8s", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(caddyBinary(t), "reload", "--config", path, "--adapter", "caddyfile", "--address", admin)
+	cmd := exec.Command(testkit.CaddyBinary(t), "reload", "--config", path, "--adapter", "caddyfile", "--address", admin)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "HOME="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("caddy reload: %v\n%s", err, out)
 	}
 	id := "reload-after"
-	status, answer, _ := postNotification(t, "http://"+listen+"/alipay/notify", genuineNotification(t, id))
-	if status != 200 || answer != "success" || slow.count(id) != 1 {
-		t.Fatalf("after the reloads: %d %q, upstream hits %d", status, answer, slow.count(id))
+	status, answer, _ := testkit.Post(t, "http://"+listen+"/alipay/notify", testkit.Genuine(t, id))
+	if status != 200 || answer != "success" || slow.Count(id) != 1 {
+		t.Fatalf("after the reloads: %d %q, upstream hits %d", status, answer, slow.Count(id))
 	}
-	if p.count("panic") != 0 {
+	if p.Count("panic") != 0 {
 		t.Error("Caddy logged a panic")
 	}
 }

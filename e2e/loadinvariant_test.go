@@ -1,12 +1,10 @@
-package alipaynotify
+package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -16,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 )
 
 // TestInvariantUnderLoad sends genuine notifications, mixed with forged and
@@ -39,7 +37,7 @@ import (
 //
 //	LOAD_NOTIFICATIONS=20000 go test -run TestInvariantUnderLoad -v -timeout 30m .
 func TestInvariantUnderLoad(t *testing.T) {
-	caddyBinary(t)
+	testkit.CaddyBinary(t)
 	total := 2000
 	if s := os.Getenv("LOAD_NOTIFICATIONS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -51,10 +49,10 @@ func TestInvariantUnderLoad(t *testing.T) {
 	const connections = 32
 	forgedEvery := 20 // one forged or tampered notification per 20 genuine ones
 
-	upstream := newFlakyUpstream(t, 0.10)
-	listen := freePort(t)
-	p := runCaddy(t, notifyCaddyfile(t, listen, "off", notifyRoute{"/alipay/notify", upstream.URL, "timeout 10s"}), listen)
-	pid := p.cmd.Process.Pid
+	upstream := testkit.NewUpstream(t, testkit.Secret, failingAtRandom(0.10))
+	listen := testkit.FreePort(t)
+	p := testkit.RunCaddy(t, notifyCaddyfile(t, listen, "off", notifyRoute{"/alipay/notify", upstream.URL, "timeout 10s"}), listen)
+	pid := p.Cmd.Process.Pid
 
 	// Pre-sign in parallel: RSA-2048 signing is the expensive part.
 	start := time.Now()
@@ -106,10 +104,14 @@ func TestInvariantUnderLoad(t *testing.T) {
 	rssWarm, rssEnd := rss[2], rss[10] // after a fifth, and at the end
 
 	// Check every notification against what the upstream saw.
+	seen := records(upstream.Take())
 	counts := map[string]int{}
 	for i, n := range notifications {
 		a := answers[i]
-		rec := upstream.record(n.id)
+		rec := upstreamRecord{}
+		if r := seen[n.id]; r != nil {
+			rec = *r
+		}
 		switch {
 		case !n.genuine:
 			counts["forged or tampered"]++
@@ -147,7 +149,14 @@ func TestInvariantUnderLoad(t *testing.T) {
 			t.Errorf("%s: answer %d %q", n.id, a.status, a.answer)
 		}
 	}
-	received, accepted, unknown := upstream.totals()
+	var received, accepted, unknown int
+	for id, rec := range seen {
+		received += rec.received
+		accepted += rec.accepted
+		if !strings.HasPrefix(id, "load-") && !strings.HasPrefix(id, "bad-") {
+			unknown += rec.received
+		}
+	}
 	if unknown != 0 {
 		t.Errorf("the upstream received %d webhooks for notifications never sent", unknown)
 	}
@@ -162,7 +171,7 @@ func TestInvariantUnderLoad(t *testing.T) {
 	if rssEnd > 2*rssWarm+32<<10 {
 		t.Errorf("Caddy's memory grew from %d KiB to %d KiB", rssWarm, rssEnd)
 	}
-	if p.count("panic") != 0 {
+	if p.Count("panic") != 0 {
 		t.Error("Caddy logged a panic")
 	}
 }
@@ -177,7 +186,7 @@ type loadNotification struct {
 // presign builds total genuine notifications and one forged or tampered one
 // per forgedEvery, shuffled, signing on every CPU.
 func presign(t *testing.T, total, forgedEvery int) []loadNotification {
-	alipay, app := testKey(t, "alipay"), testKey(t, "app")
+	alipay, app := testkit.Key(t, "alipay"), testkit.Key(t, "app")
 	now := time.Now()
 	out := make([]loadNotification, total+total/forgedEvery)
 	jobs := make(chan int)
@@ -194,18 +203,18 @@ func presign(t *testing.T, total, forgedEvery int) []loadNotification {
 				if !n.genuine {
 					n.id = fmt.Sprintf("bad-%06d", i)
 				}
-				params := set(set(set(tradeParams(testAppID, now), "notify_id", n.id), "out_trade_no", n.outTradeNo), "total_amount", n.amount)
+				params := testkit.Set(testkit.Set(testkit.Set(testkit.TradeParams(testkit.AppID, now), "notify_id", n.id), "out_trade_no", n.outTradeNo), "total_amount", n.amount)
 				switch {
 				case n.genuine:
-					params = signed(t, alipay, params, false)
+					params = testkit.Signed(t, alipay, params, false)
 				case i%2 == 0:
 					n.kind = "tampered amount"
-					params = set(signed(t, alipay, params, false), "total_amount", "0.01")
+					params = testkit.Set(testkit.Signed(t, alipay, params, false), "total_amount", "0.01")
 				default:
 					n.kind = "signed by the app's key"
-					params = signed(t, app, params, false)
+					params = testkit.Signed(t, app, params, false)
 				}
-				n.body = encodeForm(params)
+				n.body = testkit.EncodeForm(params)
 				out[i] = n
 			}
 		}()
@@ -231,7 +240,7 @@ func post(client *http.Client, url, body string) answerRecord {
 	if err != nil {
 		return answerRecord{err: err}
 	}
-	req.Header.Set("Content-Type", alipayFormType)
+	req.Header.Set("Content-Type", testkit.ContentType)
 	resp, err := client.Do(req)
 	if err != nil {
 		return answerRecord{err: err}
@@ -241,78 +250,44 @@ func post(client *http.Client, url, body string) answerRecord {
 	return answerRecord{status: resp.StatusCode, answer: string(answer), err: err}
 }
 
-// flakyUpstream verifies every webhook with the official library, refuses a
-// share of them at random (500), and records what it received and accepted
-// per webhook-id.
-type flakyUpstream struct {
-	*httptest.Server
-	mu      sync.Mutex
-	records map[string]*upstreamRecord
-}
-
+// upstreamRecord is what the upstream did with one notification's webhooks.
 type upstreamRecord struct {
 	received, accepted, invalid int
-	data                        map[string]string
+	data                        map[string]string // of the accepted one
 }
 
-func newFlakyUpstream(t *testing.T, failShare float64) *flakyUpstream {
-	wh, err := standardwebhooks.NewWebhook(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &flakyUpstream{records: map[string]*upstreamRecord{}}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var event struct {
-			Data map[string]string `json:"data"`
-		}
-		valid := wh.Verify(body, r.Header) == nil && json.Unmarshal(body, &event) == nil
-		accept := rand.Float64() >= failShare
-		u.mu.Lock()
-		rec := u.records[r.Header.Get("webhook-id")]
-		if rec == nil {
-			rec = &upstreamRecord{}
-			u.records[r.Header.Get("webhook-id")] = rec
-		}
-		rec.received++
-		if !valid {
-			rec.invalid++
-		}
-		if accept && valid {
-			rec.accepted++
-			rec.data = event.Data
-		}
-		u.mu.Unlock()
-		if !accept || !valid {
+// failingAtRandom refuses a share of the webhooks (500) and accepts the
+// rest (204).
+func failingAtRandom(failShare float64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if rand.Float64() < failShare {
 			http.Error(w, "try again later", http.StatusInternalServerError)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *flakyUpstream) record(id string) upstreamRecord {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if rec := u.records[id]; rec != nil {
-		return *rec
 	}
-	return upstreamRecord{}
 }
 
-func (u *flakyUpstream) totals() (received, accepted, unknown int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for id, rec := range u.records {
-		received += rec.received
-		accepted += rec.accepted
-		if !strings.HasPrefix(id, "load-") && !strings.HasPrefix(id, "bad-") {
-			unknown += rec.received
+// records sums up, per webhook-id, what the upstream received.
+func records(webhooks []testkit.Webhook) map[string]*upstreamRecord {
+	out := map[string]*upstreamRecord{}
+	for _, w := range webhooks {
+		id := w.Header.Get("webhook-id")
+		rec := out[id]
+		if rec == nil {
+			rec = &upstreamRecord{}
+			out[id] = rec
+		}
+		rec.received++
+		if w.VerifyErr != nil {
+			rec.invalid++
+		}
+		if w.Accepted() {
+			rec.accepted++
+			rec.data = w.Event.Data
 		}
 	}
-	return received, accepted, unknown
+	return out
 }
 
 // rssKiB is the resident memory of process pid, from /proc.
