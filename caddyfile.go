@@ -67,8 +67,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err != nil {
 		return err
 	}
-	if what := h.Verifier.checkComplete(); what != "" {
-		return missing(what)
+	if err := h.Verifier.checkConfig(); err != nil {
+		return missing(err.Error())
 	}
 	switch {
 	case h.Forward == "":
@@ -115,24 +115,6 @@ var repeatable = map[string]bool{
 	"app": true, "header_up": true, "forward_status": true,
 }
 
-// checkComplete reports, in words, what a Verifier parsed from a Caddyfile
-// lacks to verify anything; "" when nothing.
-func (v *Verifier) checkComplete() string {
-	hasTopKeys := !v.KeySource.empty()
-	legacy := v.Partner != "" || v.MD5Key != ""
-	switch {
-	case hasTopKeys && len(v.AppIDs) == 0:
-		return "app_id is required: the Alipay app ID(s) this endpoint serves"
-	case len(v.AppIDs) > 0 && !hasTopKeys:
-		return "a key is required: alipay_public_key (Alipay's public key, not your app's) or alipay_cert"
-	case !hasTopKeys && len(v.Apps) == 0 && !legacy:
-		return "app_id with a key (alipay_public_key or alipay_cert), app blocks, or partner with md5_key is required"
-	case legacy && (v.Partner == "" || v.MD5Key == ""):
-		return "partner and md5_key go together: legacy MD5 notifications need both"
-	}
-	return ""
-}
-
 // unmarshalSubdirective parses the subdirectives shared with every directive
 // that verifies Alipay signatures. handled is false for other names.
 func (v *Verifier) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (handled bool, err error) {
@@ -141,14 +123,18 @@ func (v *Verifier) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (h
 	}
 	switch name {
 	case "app_id":
-		v.AppIDs, err = appendArgs(d, v.AppIDs)
+		v.AppIDs, err = appendIDs(d, v.AppIDs)
 	case "app":
 		var app App
 		if app, err = unmarshalApp(d); err == nil {
 			v.Apps = append(v.Apps, app)
 		}
 	case "partner":
-		v.Partner, err = singleArg(d)
+		if v.Partner, err = singleArg(d); err == nil && !hasPlaceholder(v.Partner) {
+			if bad := checkID("partner", v.Partner); bad != nil {
+				err = d.Err(bad.Error())
+			}
+		}
 	case "md5_key":
 		v.MD5Key, err = singleArg(d)
 	case "notify_verify":
@@ -164,7 +150,7 @@ func (v *Verifier) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (h
 			return true, d.Errf("notify_verify takes at most one gateway URL, got %d", len(args))
 		}
 	case "seller_id":
-		v.SellerIDs, err = appendArgs(d, v.SellerIDs)
+		v.SellerIDs, err = appendIDs(d, v.SellerIDs)
 	case "max_age":
 		v.MaxAge, err = parseMaxAge(d)
 	case "max_body":
@@ -277,6 +263,22 @@ func appendArgs(d *caddyfile.Dispenser, list []string) ([]string, error) {
 		return list, d.Errf("%s needs at least one value", d.Val())
 	}
 	return append(list, args...), nil
+}
+
+// appendIDs is appendArgs for app_id and seller_id, whose values must be
+// all digits: reported here, with the line.
+func appendIDs(d *caddyfile.Dispenser, list []string) ([]string, error) {
+	name, from := d.Val(), len(list)
+	list, err := appendArgs(d, list)
+	if err != nil {
+		return list, err
+	}
+	for _, id := range list[from:] {
+		if err := checkID(name, id); err != nil && !hasPlaceholder(id) {
+			return list, d.Err(err.Error())
+		}
+	}
+	return list, nil
 }
 
 func singleArg(d *caddyfile.Dispenser) (string, error) {

@@ -184,8 +184,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err != nil {
 		return err
 	}
-	if what := g.Verifier.checkComplete(); what != "" {
-		return missing(what)
+	if err := g.Verifier.checkConfig(); err != nil {
+		return missing(err.Error())
 	}
 	return nil
 }

@@ -167,15 +167,15 @@ func (v *Verifier) provision(logger *zap.Logger) error {
 	if v.now == nil {
 		v.now = time.Now
 	}
+	if err := v.checkConfig(); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	if err := v.provisionApps(repl, logger); err != nil {
 		return err
 	}
 	if err := v.provisionMD5(repl); err != nil {
 		return err
-	}
-	if len(v.rings) == 0 && v.md5 == nil {
-		return errors.New("nothing to verify with: give app_id with alipay_public_key or alipay_cert, app blocks, or partner with md5_key")
 	}
 	switch {
 	case v.MaxAge == 0:
@@ -190,16 +190,103 @@ func (v *Verifier) provision(logger *zap.Logger) error {
 	return nil
 }
 
+// checkConfig checks, without reading any key, that the configuration can
+// verify something and is consistent: the one place for these rules, run
+// when a Caddyfile is parsed (with its line) and when JSON is provisioned.
+func (v *Verifier) checkConfig() error {
+	hasTopKeys := !v.KeySource.empty()
+	legacy := v.Partner != "" || v.MD5Key != ""
+	switch {
+	case hasTopKeys && len(v.AppIDs) == 0:
+		return errors.New("app_id is required: the Alipay app ID(s) this endpoint serves")
+	case len(v.AppIDs) > 0 && !hasTopKeys:
+		return errors.New("a key is required: alipay_public_key (Alipay's public key, not your app's) or alipay_cert")
+	case !hasTopKeys && len(v.Apps) == 0 && !legacy:
+		return errors.New("app_id with a key (alipay_public_key or alipay_cert), app blocks, or partner with md5_key is required")
+	case legacy && (v.Partner == "" || v.MD5Key == ""):
+		return errors.New("partner and md5_key go together: legacy MD5 notifications need both")
+	case v.NotifyVerify != "" && !legacy:
+		return errors.New("notify_verify needs partner and md5_key (it confirms legacy MD5 notifications)")
+	}
+	if v.NotifyVerify != "" {
+		if err := checkHTTPURL("notify_verify", v.NotifyVerify); err != nil {
+			return err
+		}
+	}
+	if err := checkIDs(v.AppIDs, v.SellerIDs, v.Partner); err != nil {
+		return err
+	}
+	seen := make(map[string]bool)
+	for _, id := range v.AppIDs {
+		seen[id] = true
+	}
+	for _, app := range v.Apps {
+		where := "app " + app.AppID + ": "
+		switch {
+		case app.AppID == "":
+			return errors.New("app: an app block needs its app_id")
+		case seen[app.AppID]:
+			return fmt.Errorf("%sapp_id given twice", where)
+		case app.KeySource.empty():
+			return fmt.Errorf("%sno key: give alipay_public_key or alipay_cert in the block", where)
+		}
+		if err := checkIDs([]string{app.AppID}, nil, ""); err != nil {
+			return err
+		}
+		seen[app.AppID] = true
+	}
+	return nil
+}
+
+// checkIDs checks that app IDs, seller IDs and the partner are what Alipay
+// issues (checkID).
+func checkIDs(appIDs, sellerIDs []string, partner string) error {
+	for _, id := range appIDs {
+		if err := checkID("app_id", id); err != nil {
+			return err
+		}
+	}
+	for _, id := range sellerIDs {
+		if err := checkID("seller_id", id); err != nil {
+			return err
+		}
+	}
+	if partner != "" {
+		return checkID("partner", partner)
+	}
+	return nil
+}
+
+// checkID checks that an ID is all digits, as Alipay's are (app IDs are
+// 16, PIDs 2088 and 12 more). A comma-separated list, a typo or a
+// placeholder left unresolved would otherwise pass validation and then
+// refuse every notification with a reason that seems to contradict itself.
+func checkID(subdirective, id string) error {
+	if isDigits(id) {
+		return nil
+	}
+	if strings.ContainsAny(id, ", ") {
+		return fmt.Errorf("%s %q: Alipay's IDs are all digits; give several as separate values (%s 2021... 2021...)", subdirective, id, subdirective)
+	}
+	return fmt.Errorf("%s %q: Alipay's IDs are all digits", subdirective, id)
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // provisionApps loads the top-level keys for AppIDs and each App's keys.
 func (v *Verifier) provisionApps(repl *caddy.Replacer, logger *zap.Logger) error {
 	v.rings = make(map[string]*alipay.KeyRing)
-	if !v.KeySource.empty() || len(v.AppIDs) > 0 {
-		if len(v.AppIDs) == 0 {
-			return errors.New("app_id is required: the Alipay app ID(s) the top-level keys verify")
-		}
-		if v.KeySource.empty() {
-			return fmt.Errorf("app_id %s has no key: give alipay_public_key or alipay_cert", strings.Join(v.AppIDs, " "))
-		}
+	if len(v.AppIDs) > 0 {
 		ring, err := v.KeySource.load(repl, logger, "")
 		if err != nil {
 			return err
@@ -209,17 +296,7 @@ func (v *Verifier) provisionApps(repl *caddy.Replacer, logger *zap.Logger) error
 		}
 	}
 	for _, app := range v.Apps {
-		where := "app " + app.AppID + ": "
-		if app.AppID == "" {
-			return errors.New("app: an app block needs its app_id")
-		}
-		if _, dup := v.rings[app.AppID]; dup {
-			return fmt.Errorf("%sapp_id given twice", where)
-		}
-		if app.KeySource.empty() {
-			return fmt.Errorf("%sno key: give alipay_public_key or alipay_cert in the block", where)
-		}
-		ring, err := app.KeySource.load(repl, logger, where)
+		ring, err := app.KeySource.load(repl, logger, "app "+app.AppID+": ")
 		if err != nil {
 			return err
 		}
@@ -230,14 +307,8 @@ func (v *Verifier) provisionApps(repl *caddy.Replacer, logger *zap.Logger) error
 
 // provisionMD5 sets up legacy mapi mode.
 func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
-	if v.Partner == "" && v.MD5Key == "" {
-		if v.NotifyVerify != "" {
-			return errors.New("notify_verify needs partner and md5_key (it confirms legacy MD5 notifications)")
-		}
+	if v.MD5Key == "" {
 		return nil
-	}
-	if v.Partner == "" || v.MD5Key == "" {
-		return errors.New("partner and md5_key go together: legacy MD5 notifications need both")
 	}
 	key, err := repl.ReplaceOrErr(v.MD5Key, true, true)
 	if err != nil {
@@ -245,9 +316,6 @@ func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
 	}
 	v.md5 = alipay.MD5Key(strings.TrimSpace(key))
 	if v.NotifyVerify != "" {
-		if err := checkHTTPURL("notify_verify", v.NotifyVerify); err != nil {
-			return err
-		}
 		if v.gatewayTimeout <= 0 {
 			v.gatewayTimeout = notifyVerifyTimeout
 		}
