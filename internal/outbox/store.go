@@ -29,7 +29,9 @@ type CorruptError struct {
 	Err error
 }
 
-func (e *CorruptError) Error() string { return fmt.Sprintf("outbox: corrupt entry %s: %v", e.Key, e.Err) }
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("outbox: corrupt entry %s: %v", e.Key, e.Err)
+}
 func (e *CorruptError) Unwrap() error { return e.Err }
 
 // parallelLoads bounds the concurrent Loads of a list or a scan (a network
