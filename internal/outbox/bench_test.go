@@ -15,7 +15,7 @@ import (
 // BenchmarkRecordFailure: the failure path's write (a new entry, fsynced
 // file and directory) on FileStorage.
 func BenchmarkRecordFailure(b *testing.B) {
-	s := NewStore(&certmagic.FileStorage{Path: b.TempDir()}, zap.NewNop())
+	s := NewStore(&certmagic.FileStorage{Path: benchDir(b)}, zap.NewNop())
 	sched := DefaultSchedule()
 	body := body("x")
 	now := time.Now()
@@ -65,7 +65,7 @@ func BenchmarkDrain10000(b *testing.B) {
 	const n = 10000
 	for b.Loop() {
 		b.StopTimer()
-		dir := b.TempDir()
+		dir := benchDir(b)
 		up := newUpstream(b, "accept")
 		seedEntries(b, dir, up.URL, n, time.Now())
 		s := NewStore(&certmagic.FileStorage{Path: dir}, zap.NewNop())
@@ -88,6 +88,22 @@ func BenchmarkDrain10000(b *testing.B) {
 		b.ReportMetric(float64(n)/el.Seconds(), "entries/s")
 		b.StartTimer()
 	}
+}
+
+// benchDir is a fresh folder for a benchmark's FileStorage: under
+// $OUTBOX_BENCH_DIR when set (e.g. /dev/shm, to take the disk's fsync out
+// of the numbers), else the test's temporary folder.
+func benchDir(b testing.TB) string {
+	parent := os.Getenv("OUTBOX_BENCH_DIR")
+	if parent == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(parent, "outbox-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // seedEntries writes n pending entries due at next straight into a

@@ -187,17 +187,15 @@ func (s *Store) load(ctx context.Context, key string) (Entry, error) {
 // listNamespace lists the keys in namespace ns: the entry keys, and the
 // others (what a crash mid-write left behind).
 func (s *Store) listNamespace(ctx context.Context, ns string) (entries, others []string, err error) {
-	keys, err := s.storage.List(ctx, namespacePrefix(ns), false)
+	prefix := namespacePrefix(ns)
+	keys, err := s.list(ctx, prefix)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, nil
-		}
-		return nil, nil, fmt.Errorf("outbox: listing %s: %w", namespacePrefix(ns), err)
+		return nil, nil, err
 	}
 	for _, k := range keys {
 		if kns, ok := splitEntryKey(k); ok && kns == ns {
 			entries = append(entries, k)
-		} else if path.Dir(k) == namespacePrefix(ns) {
+		} else if path.Dir(k) == prefix {
 			others = append(others, k)
 		}
 	}
@@ -206,12 +204,9 @@ func (s *Store) listNamespace(ctx context.Context, ns string) (entries, others [
 
 // namespaces lists the namespaces that hold (or held) entries.
 func (s *Store) namespaces(ctx context.Context) ([]string, error) {
-	keys, err := s.storage.List(ctx, KeyPrefix, false)
+	keys, err := s.list(ctx, KeyPrefix)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("outbox: listing %s: %w", KeyPrefix, err)
+		return nil, err
 	}
 	var nss []string
 	for _, k := range keys {
@@ -221,6 +216,47 @@ func (s *Store) namespaces(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(nss)
 	return slices.Compact(nss), nil
+}
+
+// list lists the keys directly under prefix; none when prefix does not
+// exist.
+//
+// On FileStorage it reads the directory itself: FileStorage.List walks it
+// and fails as a whole with fs.ErrNotExist when a name vanishes between
+// reading the directory and its lstat, which is what every concurrent
+// Store does to its temporary file (it renames it over the entry). That
+// would read as an empty namespace. Other storages: List, and an
+// ErrNotExist while the prefix exists is retried, then an error.
+func (s *Store) list(ctx context.Context, prefix string) ([]string, error) {
+	if s.file != nil {
+		des, err := os.ReadDir(s.file.Filename(prefix))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("outbox: listing %s: %w", prefix, err)
+		}
+		keys := make([]string, 0, len(des))
+		for _, de := range des {
+			keys = append(keys, path.Join(prefix, de.Name()))
+		}
+		return keys, nil
+	}
+	for attempt := 1; ; attempt++ {
+		keys, err := s.storage.List(ctx, prefix, false)
+		if err == nil {
+			return keys, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("outbox: listing %s: %w", prefix, err)
+		}
+		if !s.storage.Exists(ctx, prefix) {
+			return nil, nil
+		}
+		if attempt == 3 || ctx.Err() != nil {
+			return nil, fmt.Errorf("outbox: listing %s: %w", prefix, err)
+		}
+	}
 }
 
 // keysFor are the keys where the entry id may be: in the namespace of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ const (
 	// next scan) within a minute.
 	revalidatePending = 4 * time.Second
 	revalidateDone    = time.Minute
+	// maxRevalidations bounds the re-reads of known entries per scan; keys
+	// not read yet are always read.
+	maxRevalidations = 1000
 	// strayAge, strayEvery: non-entry keys in a namespace (a temporary file
 	// that a crash during a write left) are removed when older than
 	// strayAge, checked every strayEvery.
@@ -136,6 +140,7 @@ type Worker struct {
 	// tuning, from the constants above; tests shorten them
 	lockWait, busyRetry, forceLockAfter, forceLockWait time.Duration
 	revalidatePending, revalidateDone                  time.Duration
+	maxRevalidations                                   int
 	strayAge, strayEvery                               time.Duration
 
 	wake   chan struct{} // a scan now
@@ -224,6 +229,7 @@ func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
 		forceLockWait:     forceLockWait,
 		revalidatePending: revalidatePending,
 		revalidateDone:    revalidateDone,
+		maxRevalidations:  maxRevalidations,
 		strayAge:          strayAge,
 		strayEvery:        strayEvery,
 		wake:              make(chan struct{}, 1),
@@ -439,11 +445,13 @@ func (w *Worker) scan(ctx context.Context) {
 }
 
 // merge folds a List (taken in generation gen, started at start) into the
-// index and returns the keys to read.
+// index and returns the keys to read: every key not read yet, and up to
+// maxRevalidations of the others due for revalidation, longest due first
+// (so that a large outbox costs a bounded number of reads per scan).
 func (w *Worker) merge(keys []string, gen uint64, start time.Time) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var read []string
+	var fresh, stale []string
 	for _, k := range keys {
 		sl := w.index[k]
 		if sl == nil {
@@ -451,8 +459,12 @@ func (w *Worker) merge(keys []string, gen uint64, start time.Time) []string {
 			w.index[k] = sl
 		}
 		sl.seen = gen
-		if !sl.inflight && !sl.checkAt.After(start) {
-			read = append(read, k)
+		switch {
+		case sl.inflight || sl.checkAt.After(start):
+		case sl.checkAt.IsZero():
+			fresh = append(fresh, k)
+		default:
+			stale = append(stale, k)
 		}
 	}
 	for k, sl := range w.index {
@@ -462,8 +474,12 @@ func (w *Worker) merge(keys []string, gen uint64, start time.Time) []string {
 			delete(w.index, k)
 		}
 	}
+	if len(stale) > w.maxRevalidations {
+		slices.SortFunc(stale, func(a, b string) int { return w.index[a].checkAt.Compare(w.index[b].checkAt) })
+		stale = stale[:w.maxRevalidations]
+	}
 	w.listedAt = start
-	return read
+	return append(fresh, stale...)
 }
 
 // load reads keys into the index.
