@@ -80,15 +80,22 @@ type Entry struct {
 }
 
 // DoneAt is when a delivered or dead entry left the pending state (keep is
-// counted from it); zero for a pending entry.
+// counted from it; UpdatedAt if that time is missing); zero for a pending
+// entry.
 func (e *Entry) DoneAt() time.Time {
+	var t time.Time
 	switch e.State {
 	case Delivered:
-		return e.DeliveredAt
+		t = e.DeliveredAt
 	case Dead:
-		return e.DeadAt
+		t = e.DeadAt
+	default:
+		return time.Time{}
 	}
-	return time.Time{}
+	if t.IsZero() {
+		t = e.UpdatedAt
+	}
+	return t
 }
 
 // validate checks what every stored entry must satisfy.

@@ -45,6 +45,12 @@ func isLowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= '
 
 func namespacePrefix(ns string) string { return path.Join(KeyPrefix, ns) }
 
+// replayKey is the key whose value changes at every replay in namespace ns,
+// so that every instance's Worker re-reads that namespace's delivered and
+// dead entries (which it otherwise re-reads only every minute) at its next
+// scan. It sits next to the namespace folders, not in one.
+func replayKey(ns string) string { return path.Join(KeyPrefix, ns+".replayed") }
+
 // entryKey is the storage key of the entry id in namespace ns.
 func entryKey(ns, id string) string {
 	return path.Join(KeyPrefix, ns, keyName(id)+entrySuffix)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -397,10 +398,12 @@ func (s *Store) Delete(ctx context.Context, forward, id string) (int, error) {
 // a dead or delivered one gets a fresh give_up window. It returns how many
 // entries it replayed; unknown ids are not counted, corrupt ones are logged
 // and skipped. A Worker of this process for the namespace delivers them at
-// once; other instances' Workers see them within their revalidation period
-// (a few seconds).
+// once; other instances' Workers at their next scan (Replay changes a
+// marker key that every scan reads).
 func (s *Store) Replay(ctx context.Context, forward string, ids []string, now time.Time) (int, error) {
 	n := 0
+	touched := map[string]bool{}
+	defer func() { s.announceReplay(ctx, touched) }()
 	for _, id := range ids {
 		keys, err := s.keysFor(ctx, forward, id)
 		if err != nil {
@@ -422,10 +425,35 @@ func (s *Store) Replay(ctx context.Context, forward string, ids []string, now ti
 			if err := s.put(ctx, &e, true); err != nil {
 				return n, err
 			}
+			touched[Namespace(e.Forward)] = true
 			n++
 		}
 	}
 	return n, nil
+}
+
+// announceReplay changes the replay marker of the namespaces touched, so
+// that other instances' Workers notice the replayed entries at their next
+// scan. A failure is logged: they notice within a minute anyway.
+func (s *Store) announceReplay(ctx context.Context, touched map[string]bool) {
+	if len(touched) == 0 {
+		return
+	}
+	mark := []byte(fmt.Sprintf("%d-%d", time.Now().UnixNano(), rand.Uint64()))
+	for ns := range touched {
+		if err := s.storage.Store(context.WithoutCancel(ctx), replayKey(ns), mark); err != nil {
+			s.logger.Warn("outbox: announcing a replay failed; other instances see it within a minute", zap.String("key", replayKey(ns)), zap.Error(err))
+		}
+	}
+}
+
+// replayMark is the current replay marker of namespace ns ("" when none).
+func (s *Store) replayMark(ctx context.Context, ns string) (string, error) {
+	b, err := s.storage.Load(ctx, replayKey(ns))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return string(b), err
 }
 
 // ReplayDead replays every dead entry (of the handler forwarding to
@@ -436,12 +464,15 @@ func (s *Store) ReplayDead(ctx context.Context, forward string, now time.Time) (
 		return 0, err
 	}
 	n := 0
+	touched := map[string]bool{}
+	defer func() { s.announceReplay(ctx, touched) }()
 	for i := range dead {
 		e := &dead[i]
 		e.replay(now)
 		if err := s.put(ctx, e, true); err != nil {
 			return n, err
 		}
+		touched[Namespace(e.Forward)] = true
 		n++
 	}
 	return n, nil

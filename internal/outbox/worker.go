@@ -153,6 +153,8 @@ type Worker struct {
 	listedAt  time.Time // start of the last successful List; zero: cold
 	stats     Stats
 	lastStray time.Time
+	mark      string // the namespace's replay marker as last read
+	markRead  bool
 	started   bool
 	stopped   bool
 	cancel    context.CancelFunc
@@ -418,7 +420,18 @@ func (w *Worker) loop(ctx context.Context) {
 // queues what is due, and publishes the stats.
 func (w *Worker) scan(ctx context.Context) {
 	start := time.Now()
+	mark, markErr := w.store.replayMark(ctx, w.ns)
 	w.mu.Lock()
+	if markErr == nil {
+		if w.markRead && mark != w.mark {
+			// A replay somewhere in the cluster: read every entry
+			// again (delivered and dead ones may be pending now).
+			for _, sl := range w.index {
+				sl.checkAt = time.Time{}
+			}
+		}
+		w.mark, w.markRead = mark, true
+	}
 	w.gen++
 	gen := w.gen
 	w.mu.Unlock()

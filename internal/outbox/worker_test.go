@@ -387,7 +387,14 @@ func TestIndexFollowsOtherInstances(t *testing.T) {
 	other.MarkDelivered(ctx, up.URL, "y", time.Now())
 	eventually(t, 6*time.Second, "other's delivery in the gauges", func() bool { st := w.Stats(); return st.Pending == 1 && st.Delivered == 1 })
 	other.Delete(ctx, up.URL, "x")
-	eventually(t, 5*time.Second, "deletion seen", func() bool { return w.Stats().Pending == 0 })
+	eventually(t, 5*time.Second, "deletion seen", func() bool { st := w.Stats(); return st.Pending == 0 && st.Delivered == 1 })
+	// A replay elsewhere of a delivered entry (which the index otherwise
+	// re-reads once a minute) reaches this Worker at its next scan: it
+	// delivers it.
+	if n, _ := other.Replay(ctx, "", []string{"y"}, time.Now()); n != 1 {
+		t.Fatal("not replayed")
+	}
+	eventually(t, 3*time.Second, "replay seen and delivered", func() bool { return up.count("y") == 1 })
 	register(w)
 }
 
