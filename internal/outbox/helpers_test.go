@@ -210,6 +210,9 @@ type countingStorage struct {
 	fs    *certmagic.FileStorage
 	loads atomic.Int64
 	locks atomic.Int64
+	// noDirs: a non-recursive List leaves out "directories", as some
+	// storages do.
+	noDirs bool
 }
 
 func (c *countingStorage) Lock(ctx context.Context, name string) error {
@@ -233,7 +236,17 @@ func (c *countingStorage) Exists(ctx context.Context, key string) bool {
 	return c.fs.Exists(ctx, key)
 }
 func (c *countingStorage) List(ctx context.Context, path string, recursive bool) ([]string, error) {
-	return c.fs.List(ctx, path, recursive)
+	keys, err := c.fs.List(ctx, path, recursive)
+	if c.noDirs {
+		var files []string
+		for _, k := range keys {
+			if info, err := c.fs.Stat(ctx, k); err == nil && info.IsTerminal {
+				files = append(files, k)
+			}
+		}
+		keys = files
+	}
+	return keys, err
 }
 func (c *countingStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
 	return c.fs.Stat(ctx, key)

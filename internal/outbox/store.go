@@ -215,6 +215,19 @@ func (s *Store) namespaces(ctx context.Context) ([]string, error) {
 			nss = append(nss, ns)
 		}
 	}
+	if len(nss) == 0 && s.file == nil {
+		// A storage whose non-recursive List leaves out "directories":
+		// take the namespaces from the entry keys.
+		all, err := s.storage.List(ctx, KeyPrefix, true)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("outbox: listing %s: %w", KeyPrefix, err)
+		}
+		for _, k := range all {
+			if ns, ok := splitEntryKey(k); ok {
+				nss = append(nss, ns)
+			}
+		}
+	}
 	slices.Sort(nss)
 	return slices.Compact(nss), nil
 }

@@ -485,3 +485,24 @@ func TestListDuringWrites(t *testing.T) {
 	wg.Wait()
 	t.Logf("generic List failed (and said so) %d times of 300", genericErrs)
 }
+
+// A storage whose non-recursive List leaves out "directories" still lists
+// every namespace.
+func TestStorageWithoutDirectoryKeys(t *testing.T) {
+	s := NewStore(&countingStorage{fs: &certmagic.FileStorage{Path: t.TempDir()}, noDirs: true}, testLogger(t))
+	now := time.Now()
+	for _, f := range []string{fwdA, fwdB} {
+		if _, err := s.RecordFailure(ctx, fast(), Failure{Forward: f, ID: "x", Body: body("x"), Error: "e"}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err := s.List(ctx, Filter{}); err != nil || len(l) != 2 {
+		t.Fatalf("%v %+v", err, l)
+	}
+	if n, err := s.Replay(ctx, "", []string{"x"}, now); n != 2 || err != nil {
+		t.Fatal(n, err)
+	}
+	if n, err := s.Delete(ctx, "", "x"); n != 2 || err != nil {
+		t.Fatal(n, err)
+	}
+}

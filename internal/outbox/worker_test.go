@@ -49,7 +49,13 @@ func TestDeliveredAfterUpstreamRecovers(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 	up.set("accept")
+	atSwitch := p.calls.Load()
 	eventually(t, 10*time.Second, "delivered", func() bool { return stateOf(s, up.URL, "n1") == Delivered })
+	// The first retry after the recovery delivered it (an attempt begun
+	// before the switch may have been the one).
+	if after := p.calls.Load() - atSwitch; after > 1 {
+		t.Errorf("%d attempts after the upstream recovered", after)
+	}
 
 	got := mustGet(t, s, up.URL, "n1")
 	if int64(got.Attempts) != 1+p.calls.Load() {
