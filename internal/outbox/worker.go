@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -128,6 +129,7 @@ type WorkerConfig struct {
 type Worker struct {
 	store       *Store
 	forward     string
+	forwardLog  string // forward with any password redacted, for logs
 	ns          string
 	sched       Schedule
 	deliver     func(ctx context.Context, e Entry) Result
@@ -217,6 +219,7 @@ func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
 	return &Worker{
 		store:             store,
 		forward:           cfg.Forward,
+		forwardLog:        redactURL(cfg.Forward),
 		ns:                Namespace(cfg.Forward),
 		sched:             sched,
 		deliver:           cfg.Deliver,
@@ -239,6 +242,15 @@ func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
 		work:              make(chan job, max(64, 8*conc)),
 		index:             make(map[string]*slot),
 	}, nil
+}
+
+// redactURL hides the password of a URL's user information.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	return u.Redacted()
 }
 
 // Forward is the handler's forward URL.
@@ -441,7 +453,7 @@ func (w *Worker) scan(ctx context.Context) {
 		return
 	}
 	if err != nil {
-		w.logger.Error("outbox: scan failed", zap.String("forward", w.forward), zap.Error(err))
+		w.logger.Error("outbox: scan failed", zap.String("forward", w.forwardLog), zap.Error(err))
 	} else {
 		w.load(ctx, w.merge(keys, gen, start))
 		if ctx.Err() != nil {
@@ -508,7 +520,7 @@ func (w *Worker) load(ctx context.Context, keys []string) {
 	defer func() {
 		w.mu.Unlock()
 		if storageErrs > 0 && ctx.Err() == nil {
-			w.logger.Error("outbox: reading entries failed", zap.String("forward", w.forward),
+			w.logger.Error("outbox: reading entries failed", zap.String("forward", w.forwardLog),
 				zap.Int("entries", storageErrs), zap.Error(firstErr))
 		}
 	}()
@@ -757,7 +769,7 @@ func (w *Worker) deliverOne(ctx context.Context, key string) {
 		}
 		w.observe(key, &e, false)
 		w.logger.Error("outbox: gave up on webhook without another attempt: its give_up window closed while no delivery ran",
-			zap.String("id", e.ID), zap.String("forward", w.forward), zap.Int("attempts", e.Attempts),
+			zap.String("id", e.ID), zap.String("forward", w.forwardLog), zap.Int("attempts", e.Attempts),
 			zap.Time("first_failure", e.FirstFailure), zap.String("last_error", e.LastError))
 		return
 	}
@@ -770,7 +782,7 @@ func (w *Worker) deliverOne(ctx context.Context, key string) {
 	elapsed := time.Since(start)
 	if res.Outcome != OutcomeAccepted && ctx.Err() != nil {
 		// Stopped mid-delivery: abandoned, the entry stays as it was.
-		w.logger.Debug("outbox: delivery abandoned by stop", zap.String("id", e.ID), zap.String("forward", w.forward))
+		w.logger.Debug("outbox: delivery abandoned by stop", zap.String("id", e.ID), zap.String("forward", w.forwardLog))
 		return
 	}
 
@@ -879,7 +891,7 @@ func (w *Worker) logDelivery(e Entry, res Result, elapsed time.Duration, written
 	fields := []zap.Field{
 		zap.String("id", truncate(e.ID, 128)),
 		zap.String("type", e.Type),
-		zap.String("forward", w.forward),
+		zap.String("forward", w.forwardLog),
 		zap.String("result", string(res.Outcome)),
 		zap.Int("status", res.Status),
 		zap.Int("attempts", e.Attempts),
@@ -926,5 +938,5 @@ func (w *Worker) removeOne(ctx context.Context, key string) {
 	}
 	w.forget(key)
 	w.logger.Info("outbox: removed entry after keep", zap.String("id", truncate(e.ID, 128)),
-		zap.String("forward", w.forward), zap.String("state", string(e.State)), zap.Time("since", done))
+		zap.String("forward", w.forwardLog), zap.String("state", string(e.State)), zap.Time("since", done))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -435,6 +436,9 @@ func TestWorkerConfig(t *testing.T) {
 	}
 	w2.Stop()
 	w2.Stop()
+	if got := redactURL("http://hook:s3cret@127.0.0.1:8080/x"); strings.Contains(got, "s3cret") {
+		t.Errorf("forward logged with its password: %s", got)
+	}
 }
 
 // A Deliver that panics or returns nonsense is an error result, not a crash.
