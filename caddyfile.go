@@ -51,6 +51,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		forward_status    <trade_status>...
 //		max_age           <duration>|off
 //		max_body          <size>
+//		outbox {
+//			retry   <duration>...
+//			give_up <duration>
+//			keep    <duration>
+//		}
 //	}
 //
 // app_id, seller_id, alipay_public_key, alipay_cert, app, header_up and
@@ -251,10 +256,64 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 		h.HeaderUp.Add(args[0], args[1])
 	case "forward_status":
 		h.ForwardStatus, err = appendArgs(d, h.ForwardStatus)
+	case "outbox":
+		h.Outbox, err = unmarshalOutbox(d)
 	default:
 		return false, nil
 	}
 	return true, err
+}
+
+// unmarshalOutbox parses "outbox [{ retry ...; give_up ...; keep ... }]";
+// without a block, the defaults.
+func unmarshalOutbox(d *caddyfile.Dispenser) (*Outbox, error) {
+	o := new(Outbox)
+	if d.NextArg() {
+		return nil, d.Errf("outbox takes a block, not arguments: outbox { retry 5s 30s 2m; give_up 7d; keep 30d }")
+	}
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return nil, d.Errf("outbox: %s given twice; it may appear only once", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "retry":
+			o.Retry, err = parseDurations(d)
+		case "give_up":
+			o.GiveUp, err = parseDuration(d)
+		case "keep":
+			o.Keep, err = parseDuration(d)
+		default:
+			return nil, d.Errf("unknown outbox setting %q (retry, give_up, keep)", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := o.schedule(); err != nil {
+		return nil, d.Err(err.Error())
+	}
+	return o, nil
+}
+
+// parseDurations reads one or more positive durations.
+func parseDurations(d *caddyfile.Dispenser) ([]caddy.Duration, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("%s needs at least one duration, e.g. retry 5s 30s 2m 10m", d.Val())
+	}
+	out := make([]caddy.Duration, len(args))
+	for i, arg := range args {
+		dur, err := caddy.ParseDuration(arg)
+		if err != nil || dur <= 0 {
+			return nil, d.Errf("%q is not a positive duration (e.g. 5s, 10m, 7d)", arg)
+		}
+		out[i] = caddy.Duration(dur)
+	}
+	return out, nil
 }
 
 func appendArgs(d *caddyfile.Dispenser, list []string) ([]string, error) {

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/outbox"
 )
 
 // upstreamBodyLimit bounds how much of the upstream's answer is read (and
@@ -186,11 +187,13 @@ type forwardResult struct {
 
 func (r forwardResult) accepted() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
 
-// send posts one webhook. It runs on a context detached from the caller's
-// cancellation: once the upstream starts processing, it finishes even if
-// Alipay hangs up, so the merchant's state never depends on a disconnect.
+// send posts one webhook, within the forwarder's timeout. The inline path
+// passes a context detached from the request (context.WithoutCancel): once
+// the upstream starts processing, it finishes even if Alipay hangs up, so
+// the merchant's state never depends on a disconnect. The outbox passes its
+// own, which its Stop cancels.
 func (f *forwarder) send(ctx context.Context, id string, body []byte) forwardResult {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(body))
@@ -222,6 +225,39 @@ func (f *forwarder) send(ctx context.Context, id string, body []byte) forwardRes
 		result.err, result.timedOut = err, true
 	}
 	return result
+}
+
+// outcome is the result as the outbox counts it.
+func (r forwardResult) outcome() outbox.Result {
+	switch {
+	case r.accepted():
+		return outbox.Accepted(r.status)
+	case r.timedOut:
+		return outbox.TimedOut(r.err)
+	case r.err != nil:
+		return outbox.Failed(r.err)
+	default:
+		return outbox.Refused(r.status)
+	}
+}
+
+// describe says why an attempt failed, for the outbox's last_error.
+func (r forwardResult) describe() string {
+	switch {
+	case r.timedOut:
+		return "timeout: " + r.errText()
+	case r.err != nil:
+		return r.errText()
+	default:
+		return "upstream answered " + strconv.Itoa(r.status)
+	}
+}
+
+func (r forwardResult) errText() string {
+	if r.err == nil {
+		return "no answer"
+	}
+	return r.err.Error()
 }
 
 // close releases the idle upstream connections of an unloaded config.

@@ -3,23 +3,31 @@ package alipaynotify
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/outbox"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // allOutcomes are pre-set to zero so that dashboards and alerts see every
 // series from the first scrape, not only after the first failure.
 var allOutcomes = []string{
-	outcomeForwarded, outcomeFiltered, outcomeMethodNotAllowed, outcomeTooLarge,
+	outcomeForwarded, outcomeFiltered, outcomeDeliveredEarlier, outcomeMethodNotAllowed, outcomeTooLarge,
 	outcomeBadRequest, outcomeBadSignature, outcomeAppRefused, outcomeSellerRefused,
 	outcomeStale, outcomeNotifyVerifyFailed, outcomeNotifyVerifyError, outcomeUpstreamError, outcomeUpstreamTimeout,
 }
+
+// outboxResults are the outbox delivery results, pre-set to zero.
+var outboxResults = []outbox.Outcome{outbox.OutcomeAccepted, outbox.OutcomeRefused, outbox.OutcomeError, outbox.OutcomeTimeout}
 
 // metrics are the handler's Prometheus collectors on Caddy's registry.
 type metrics struct {
 	notifications    *prometheus.CounterVec
 	upstreamDuration prometheus.Histogram
 	verifyDuration   prometheus.Histogram
+	outboxDeliveries *prometheus.CounterVec
+	outbox           *outboxCollector
 }
 
 // newMetrics registers the collectors on registry, or reuses those already
@@ -50,10 +58,85 @@ func newMetrics(registry prometheus.Registerer) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	deliveries, err := registerOrReuse(registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "outbox_deliveries_total",
+		Help: "Outbox delivery attempts, by result: accepted (2xx), refused (another status), error (no answer), timeout.",
+	}, []string{"result"}))
+	if err != nil {
+		return nil, err
+	}
+	gauges, err := registerOrReuse(registry, newOutboxCollector(namespace, subsystem))
+	if err != nil {
+		return nil, err
+	}
 	for _, outcome := range allOutcomes {
 		notifications.WithLabelValues(outcome)
 	}
-	return &metrics{notifications: notifications, upstreamDuration: upstream, verifyDuration: verify}, nil
+	for _, result := range outboxResults {
+		deliveries.WithLabelValues(string(result))
+	}
+	return &metrics{notifications: notifications, upstreamDuration: upstream, verifyDuration: verify,
+		outboxDeliveries: deliveries, outbox: gauges}, nil
+}
+
+// outboxCollector reports the outbox gauges of a config's handlers at
+// scrape time, from each worker's last scan (at most 2 s old): entries by
+// state, summed over the handlers, and the age of the oldest pending
+// entry. Every instance on a shared storage reports the whole cluster's
+// outbox.
+type outboxCollector struct {
+	entries, oldest *prometheus.Desc
+	mu              sync.Mutex
+	workers         map[*outbox.Worker]bool
+}
+
+func newOutboxCollector(namespace, subsystem string) *outboxCollector {
+	return &outboxCollector{
+		entries: prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "outbox_entries"),
+			"Outbox entries, by state: pending (being redelivered), dead (given up, replayable), delivered (kept for keep).",
+			[]string{"state"}, nil),
+		oldest: prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "outbox_oldest_pending_seconds"),
+			"Age of the oldest pending outbox entry, from its first failure; 0 when none is pending.", nil, nil),
+		workers: make(map[*outbox.Worker]bool),
+	}
+}
+
+// add counts a handler's worker; remove stops counting it.
+func (c *outboxCollector) add(w *outbox.Worker) {
+	c.mu.Lock()
+	c.workers[w] = true
+	c.mu.Unlock()
+}
+
+func (c *outboxCollector) remove(w *outbox.Worker) {
+	c.mu.Lock()
+	delete(c.workers, w)
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.oldest
+}
+
+// Collect implements prometheus.Collector: every series, zero included, so
+// that dashboards and alerts see them from the first scrape.
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	var pending, dead, delivered int
+	var oldest time.Duration
+	now := time.Now()
+	c.mu.Lock()
+	for w := range c.workers {
+		s := w.Stats()
+		pending, dead, delivered = pending+s.Pending, dead+s.Dead, delivered+s.Delivered
+		oldest = max(oldest, s.OldestPendingAge(now))
+	}
+	c.mu.Unlock()
+	for state, n := range map[outbox.State]int{outbox.Pending: pending, outbox.Dead: dead, outbox.Delivered: delivered} {
+		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(n), string(state))
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest.Seconds())
 }
 
 // registerOrReuse registers c, or returns the equal collector registered

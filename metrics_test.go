@@ -18,7 +18,7 @@ func TestMetricsRegistrationIsReloadSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.notifications != second.notifications || first.upstreamDuration != second.upstreamDuration {
+	if first.notifications != second.notifications || first.upstreamDuration != second.upstreamDuration || first.outbox != second.outbox {
 		t.Fatal("a second registration did not reuse the collectors")
 	}
 	second.notifications.WithLabelValues(outcomeForwarded).Inc()
@@ -26,10 +26,10 @@ func TestMetricsRegistrationIsReloadSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 3 {
-		t.Errorf("%d metric families, want 3", len(families))
+	// notifications, upstream and verify durations, outbox deliveries,
+	// entries and oldest pending.
+	if len(families) != 6 {
+		t.Errorf("%d metric families, want 6", len(families))
 	}
 }
 
-// TestPlaceholdersAndAccessLog checks {http.alipay_notify.*} in a deferred
-// response header and the extra fields in Caddy's access log.

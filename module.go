@@ -6,6 +6,7 @@
 package alipaynotify
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +75,13 @@ type Handler struct {
 	// always forwarded.
 	ForwardStatus []string `json:"forward_status,omitempty"`
 
+	// Outbox, when set, keeps the notifications the upstream did not accept
+	// in Caddy's storage and redelivers them (see Outbox). Off by default.
+	Outbox *Outbox `json:"outbox,omitempty"`
+
 	forwarder *forwarder
+	outbox    *pooledWorker // nil without an outbox
+	outboxKey string
 	metrics   *metrics
 	logger    *zap.Logger
 }
@@ -122,6 +129,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.forwarder = newForwarder(forward, headers, timeout, signer)
+	if h.Outbox != nil {
+		return h.provisionOutbox(ctx, h.forwarder)
+	}
 	return nil
 }
 
@@ -172,10 +182,16 @@ func provisionHeaders(configured http.Header) (http.Header, error) {
 	return headers, nil
 }
 
-// Cleanup closes the idle upstream connections when the config is unloaded.
+// Cleanup closes the idle upstream connections when the config is unloaded,
+// and leaves the outbox worker, which stops when no loaded config uses it.
 func (h *Handler) Cleanup() error {
 	if h.forwarder != nil {
 		h.forwarder.close()
+	}
+	if h.outbox != nil {
+		h.metrics.outbox.remove(h.outbox.worker)
+		_, err := outboxWorkers.Delete(h.outboxKey)
+		return err
 	}
 	return nil
 }
@@ -232,11 +248,21 @@ func (h *Handler) handle(r *http.Request) result {
 // state when they were sent (CheckNotification), so v.sentAt is set.
 func (h *Handler) forward(r *http.Request, v verified, fields []zap.Field) result {
 	n := v.n
-	sent := h.forwarder.send(r.Context(), n.Get("notify_id"), webhookBody(n, v.sentAt))
+	id := n.Get("notify_id")
+	if h.outbox != nil && h.deliveredEarlier(r.Context(), id) {
+		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
+			message: "notification verified, not forwarded: the outbox delivered it earlier", fields: fields}
+	}
+	body := webhookBody(n, v.sentAt)
+	sent := h.forwarder.send(context.WithoutCancel(r.Context()), id, body)
 	h.metrics.upstreamDuration.Observe(sent.duration.Seconds())
 	fields = append(fields, zap.Int("upstream_status", sent.status), zap.Duration("upstream_duration", sent.duration))
 	if sent.err != nil {
 		fields = append(fields, zap.Error(sent.err))
+	}
+	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), id, eventType(n), body, sent) {
+		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
+			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields}
 	}
 	switch {
 	case sent.accepted():

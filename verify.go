@@ -23,6 +23,7 @@ import (
 const (
 	outcomeForwarded          = "forwarded"
 	outcomeFiltered           = "filtered"
+	outcomeDeliveredEarlier   = "delivered_earlier" // the outbox delivered it before this retry
 	outcomeMethodNotAllowed   = "method_not_allowed"
 	outcomeTooLarge           = "too_large"
 	outcomeBadRequest         = "bad_request"
