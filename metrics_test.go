@@ -32,4 +32,3 @@ func TestMetricsRegistrationIsReloadSafe(t *testing.T) {
 		t.Errorf("%d metric families, want 6", len(families))
 	}
 }
-
