@@ -51,6 +51,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		forward_status    <trade_status>...
 //		max_age           <duration>|off
 //		max_body          <size>
+//		antom <client_id> {
+//			antom_public_key <base64 | PEM | path>
+//		}
 //		outbox {
 //			retry   <duration>...
 //			give_up <duration>
@@ -117,7 +120,7 @@ func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled 
 // repeatable subdirectives accumulate; every other one may appear once.
 var repeatable = map[string]bool{
 	"app_id": true, "seller_id": true, "alipay_public_key": true, "alipay_cert": true,
-	"app": true, "header_up": true, "forward_status": true,
+	"app": true, "header_up": true, "forward_status": true, "antom": true,
 }
 
 // unmarshalSubdirective parses the subdirectives shared with every directive
@@ -173,7 +176,7 @@ func (k *KeySource) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (
 	case "alipay_public_key":
 		var key string
 		if key, err = singleArg(d); err == nil {
-			err = checkLiteralKey(d, key)
+			err = checkLiteralKey(d, "alipay_public_key", key)
 			k.AlipayPublicKeys = append(k.AlipayPublicKeys, key)
 		}
 	case "alipay_cert":
@@ -258,10 +261,45 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 		h.ForwardStatus, err = appendArgs(d, h.ForwardStatus)
 	case "outbox":
 		h.Outbox, err = unmarshalOutbox(d)
+	case "antom":
+		var client AntomClient
+		if client, err = unmarshalAntom(d); err == nil {
+			h.Antom = append(h.Antom, client)
+			h.Verifier.otherKeys = true
+		}
 	default:
 		return false, nil
 	}
 	return true, err
+}
+
+// unmarshalAntom parses "antom <client_id> { antom_public_key ... }".
+func unmarshalAntom(d *caddyfile.Dispenser) (AntomClient, error) {
+	var client AntomClient
+	if !d.NextArg() {
+		return client, d.Errf("antom needs the client ID, e.g. antom SANDBOX_5X00000000000000 { antom_public_key ... }")
+	}
+	client.ClientID = d.Val()
+	if d.NextArg() {
+		return client, d.Errf("antom takes one client ID and a block of keys")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "antom_public_key" {
+			return client, d.Errf("%q in antom %s: an antom block holds only antom_public_key; policy goes at the top level", d.Val(), client.ClientID)
+		}
+		key, err := singleArg(d)
+		if err != nil {
+			return client, err
+		}
+		if err := checkLiteralKey(d, "antom_public_key", key); err != nil {
+			return client, err
+		}
+		client.AntomPublicKeys = append(client.AntomPublicKeys, key)
+	}
+	if len(client.AntomPublicKeys) == 0 {
+		return client, d.Errf("antom %s: no key; give antom_public_key in its block", client.ClientID)
+	}
+	return client, nil
 }
 
 // unmarshalOutbox parses "outbox [{ retry ...; give_up ...; keep ... }]";
@@ -394,7 +432,7 @@ func parseSize(d *caddyfile.Dispenser) (int64, error) {
 // looks like an inline key rather than a path (see looksLikeInlineKey) is
 // checked here, so that a damaged paste is reported as a malformed key at
 // its line, not as a missing file.
-func checkLiteralKey(d *caddyfile.Dispenser, key string) error {
+func checkLiteralKey(d *caddyfile.Dispenser, subdirective, key string) error {
 	if hasPlaceholder(key) {
 		return nil
 	}
@@ -403,7 +441,7 @@ func checkLiteralKey(d *caddyfile.Dispenser, key string) error {
 		return nil // a path
 	}
 	if _, err := alipay.LoadPublicKey(key); err != nil {
-		return d.Errf("alipay_public_key: malformed inline key: %v", err)
+		return d.Errf("%s: malformed inline key: %v", subdirective, err)
 	}
 	return nil
 }

@@ -73,11 +73,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		v, ref = g.check(r.Context(), signed)
 	}
 	if ref != nil {
-		g.logger.Warn("request refused", notificationFields(v.n,
+		g.logger.Warn("request refused", subjectOf(v.n).logFields(
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
 			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)))...)
 		if ref.signedString != nil {
-			logSignedString(g.logger, v.n, ref.signedString)
+			logSignedString(g.logger, subjectOf(v.n), ref.signedString)
 		}
 		if ref.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, HEAD, POST")
@@ -88,7 +88,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	passOn(r, v.n)
 	if ce := g.logger.Check(zapcore.InfoLevel, "request verified"); ce != nil {
-		ce.Write(notificationFields(v.n, zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
+		ce.Write(subjectOf(v.n).logFields(zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
 			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.Duration("duration", time.Since(start)))...)
 	}
 	return next.ServeHTTP(w, r)

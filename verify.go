@@ -138,6 +138,9 @@ type Verifier struct {
 	// notificationsOnly refuses what is not an asynchronous notification
 	// (alipay_notify); the gate also takes return_url redirects.
 	notificationsOnly bool
+	// otherKeys: the handler verifies another kind too (Antom clients), so
+	// domestic keys are optional.
+	otherKeys bool
 
 	rings          map[string]*alipay.KeyRing // by app_id
 	md5            alipay.MD5Key              // nil: no legacy mode
@@ -202,8 +205,8 @@ func (v *Verifier) checkConfig() error {
 		return errors.New("app_id is required: the Alipay app ID(s) this endpoint serves")
 	case len(v.AppIDs) > 0 && !hasTopKeys:
 		return errors.New("a key is required: alipay_public_key (Alipay's public key, not your app's) or alipay_cert")
-	case !hasTopKeys && len(v.Apps) == 0 && !legacy:
-		return errors.New("app_id with a key (alipay_public_key or alipay_cert), app blocks, or partner with md5_key is required")
+	case !hasTopKeys && len(v.Apps) == 0 && !legacy && !v.otherKeys:
+		return errors.New("app_id with a key (alipay_public_key or alipay_cert), app blocks, partner with md5_key, or antom blocks are required")
 	case legacy && (v.Partner == "" || v.MD5Key == ""):
 		return errors.New("partner and md5_key go together: legacy MD5 notifications need both")
 	case v.NotifyVerify != "" && !legacy:
