@@ -137,7 +137,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.appLabels()); err != nil {
 		return err
 	}
 	h.forwarder = newForwarder(forward, headers, timeout, signer)
@@ -346,7 +346,7 @@ func refused(about subject, ref *refusal) result {
 // finish counts, exposes, logs and answers a result: placeholders are set
 // before the answer is written, so that deferred header operations see them.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
-	h.metrics.notifications.WithLabelValues(res.outcome).Inc()
+	h.metrics.notifications.WithLabelValues(res.outcome, h.appLabel(res.about.appID)).Inc()
 	exposeResult(r, res)
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
 		ce.Write(append(res.about.logFields(zap.String("outcome", res.outcome)), res.fields...)...)
@@ -366,6 +366,31 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
 	default:
 		answer(w, res.status, answerFail)
 	}
+}
+
+// appLabels are the app_id label values of the handler's configured apps
+// and Antom clients.
+func (h *Handler) appLabels() []string {
+	apps := slices.Clone(h.AppIDs)
+	for _, app := range h.Apps {
+		apps = append(apps, app.AppID)
+	}
+	for _, client := range h.Antom {
+		apps = append(apps, client.ClientID)
+	}
+	return apps
+}
+
+// appLabel is the app_id label of a notification: its app or client when
+// configured, else "other", so that a forger cannot create series.
+func (h *Handler) appLabel(appID string) string {
+	if _, ok := h.rings[appID]; ok && appID != "" {
+		return appID
+	}
+	if _, ok := h.antomRings[appID]; ok && appID != "" {
+		return appID
+	}
+	return otherApp
 }
 
 // placeholders are the {http.alipay_notify.*} names, built once.
