@@ -75,7 +75,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	if ref != nil {
 		g.logger.Warn("request refused", subjectOf(v.n).logFields(
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
-			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)))...)
+			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)), zap.String("remote_ip", clientIP(r)))...)
 		if ref.signedString != nil {
 			logSignedString(g.logger, subjectOf(v.n), ref.signedString)
 		}
@@ -89,7 +89,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	passOn(r, v.n)
 	if ce := g.logger.Check(zapcore.InfoLevel, "request verified"); ce != nil {
 		ce.Write(subjectOf(v.n).logFields(zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
-			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.Duration("duration", time.Since(start)))...)
+			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.String("remote_ip", clientIP(r)), zap.Duration("duration", time.Since(start)))...)
 	}
 	return next.ServeHTTP(w, r)
 }

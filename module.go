@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -286,7 +287,11 @@ func (h *Handler) handle(r *http.Request) result {
 	if ref != nil {
 		return refused(about, ref)
 	}
-	fields := []zap.Field{zap.String("rule", string(v.match.Rule)), zap.String("key", v.match.Key)}
+	fields := []zap.Field{
+		zap.String("trade_no", alipay.Truncate(v.n.Get("trade_no"))),
+		zap.String("total_amount", alipay.Truncate(v.n.Get("total_amount"))),
+		zap.String("rule", string(v.match.Rule)), zap.String("key", v.match.Key),
+	}
 	if status := v.n.Get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
 		return result{status: http.StatusOK, outcome: outcomeFiltered, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: trade_status not in forward_status", fields: fields}
@@ -349,7 +354,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
 	h.metrics.notifications.WithLabelValues(res.outcome, h.appLabel(res.about.appID)).Inc()
 	exposeResult(r, res)
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
-		ce.Write(append(res.about.logFields(zap.String("outcome", res.outcome)), res.fields...)...)
+		ce.Write(append(res.about.logFields(zap.String("outcome", res.outcome), zap.String("remote_ip", clientIP(r))), res.fields...)...)
 	}
 	if res.signedString != nil {
 		logSignedString(h.logger, res.about, res.signedString)
@@ -415,6 +420,20 @@ func exposeResult(r *http.Request, res result) {
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", alipay.Truncate(res.about.notifyID))))
 	}
+}
+
+// clientIP is the client's address as Caddy resolved it (the trusted
+// proxies' client IP header when configured, else the peer): forgery
+// investigations start there.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // logSignedString logs, at DEBUG, the string a refused signature was
