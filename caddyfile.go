@@ -48,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		webhook_secret    <whsec_...> [<whsec_...>]
 //		timeout           <duration>
 //		header_up         <field> <value>
+//		trusted_ca        <pem file>...
 //		forward_status    <trade_status>...
 //		max_age           <duration>|off
 //		max_body          <size>
@@ -120,7 +121,7 @@ func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled 
 // repeatable subdirectives accumulate; every other one may appear once.
 var repeatable = map[string]bool{
 	"app_id": true, "seller_id": true, "alipay_public_key": true, "alipay_cert": true,
-	"app": true, "header_up": true, "forward_status": true, "antom": true,
+	"app": true, "header_up": true, "forward_status": true, "antom": true, "trusted_ca": true,
 }
 
 // unmarshalSubdirective parses the subdirectives shared with every directive
@@ -259,6 +260,8 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 		h.HeaderUp.Add(args[0], args[1])
 	case "forward_status":
 		h.ForwardStatus, err = appendArgs(d, h.ForwardStatus)
+	case "trusted_ca":
+		h.TrustedCA, err = appendArgs(d, h.TrustedCA)
 	case "outbox":
 		h.Outbox, err = unmarshalOutbox(d)
 	case "antom":

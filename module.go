@@ -7,12 +7,14 @@ package alipaynotify
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +78,11 @@ type Handler struct {
 	// that Alipay stops resending it. Notifications without trade_status are
 	// always forwarded.
 	ForwardStatus []string `json:"forward_status,omitempty"`
+
+	// TrustedCA are files of PEM CA certificates trusted, besides the
+	// system's roots, for an https:// Forward whose certificate a private CA
+	// issued. Accepts placeholders.
+	TrustedCA []string `json:"trusted_ca,omitempty"`
 
 	// Antom lists the Antom (cross-border) clients whose notifications this
 	// endpoint verifies: a request with a Signature header is one
@@ -141,7 +148,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.appLabels()); err != nil {
 		return err
 	}
-	h.forwarder = newForwarder(forward, headers, timeout, signer)
+	trustedCAs, err := h.loadTrustedCAs()
+	if err != nil {
+		return err
+	}
+	h.forwarder = newForwarder(upstream{url: forward, headers: headers, timeout: timeout, signer: signer, trustedCAs: trustedCAs})
 	if h.Outbox != nil {
 		return h.provisionOutbox(ctx, h.forwarder)
 	}
@@ -169,6 +180,29 @@ func (h *Handler) provisionSecrets() (webhookSigner, error) {
 		signer = append(signer, key)
 	}
 	return signer, nil
+}
+
+// loadTrustedCAs reads trusted_ca: each file must hold at least one PEM
+// certificate.
+func (h *Handler) loadTrustedCAs() ([][]byte, error) {
+	repl := caddy.NewReplacer()
+	var out [][]byte
+	for i, value := range h.TrustedCA {
+		label := fmt.Sprintf("trusted_ca #%d", i+1)
+		path, err := resolve(repl, value, label)
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", label, path)
+		}
+		out = append(out, data)
+	}
+	return out, nil
 }
 
 // reservedHeaders are set by the forwarder itself; header_up cannot change them.

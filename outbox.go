@@ -99,7 +99,7 @@ func (h *Handler) provisionOutbox(ctx caddy.Context, f *forwarder) error {
 	value, _, err := outboxWorkers.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// A forwarder of its own, with the same settings: the config that
 		// made this worker may be unloaded while the worker runs on.
-		p := &pooledWorker{forwarder: newForwarder(f.url, f.headers, f.timeout, f.signer)}
+		p := &pooledWorker{forwarder: newForwarder(f.upstream)}
 		w, err := outbox.NewWorker(store, outbox.WorkerConfig{
 			Forward:  f.url,
 			Schedule: sched,
@@ -134,12 +134,13 @@ func (h *Handler) provisionOutbox(ctx caddy.Context, f *forwarder) error {
 // that a reload changing any of them starts a new worker.
 func outboxKey(f *forwarder, sched outbox.Schedule) (string, error) {
 	settings, err := json.Marshal(struct {
-		URL      string
-		Headers  http.Header
-		Timeout  time.Duration
-		Secrets  [][]byte
-		Schedule outbox.Schedule
-	}{f.url, f.headers, f.timeout, f.signer, sched})
+		URL        string
+		Headers    http.Header
+		Timeout    time.Duration
+		Secrets    [][]byte
+		TrustedCAs [][]byte
+		Schedule   outbox.Schedule
+	}{f.url, f.headers, f.timeout, f.signer, f.trustedCAs, sched})
 	if err != nil {
 		return "", err
 	}
