@@ -2,6 +2,7 @@ package alipaynotify
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -67,7 +68,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // once. forward and webhook_secret are required, and keys: app_id with
 // alipay_public_key or alipay_cert, app blocks, or partner with md5_key.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	missing, err := parseBlock(d, func(name string) (bool, error) {
+	missing, err := parseBlock(d, notifySubdirectives, func(name string) (bool, error) {
 		if handled, err := h.Verifier.unmarshalSubdirective(d, name); handled || err != nil {
 			return true, err
 		}
@@ -92,7 +93,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // matcher, each subdirective once unless repeatable, an unknown one an
 // error. It returns a function that makes an error pointing at the
 // directive's line, for what the block as a whole lacks.
-func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled bool, err error)) (func(string) error, error) {
+func parseBlock(d *caddyfile.Dispenser, known []string, subdirective func(name string) (handled bool, err error)) (func(string) error, error) {
 	d.Next() // the directive's name
 	directive, file, line := d.Val(), d.File(), d.Line()
 	if d.NextArg() {
@@ -110,12 +111,55 @@ func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled 
 			return nil, err
 		}
 		if !handled {
-			return nil, d.Errf("unknown subdirective %q (see the README for the list of %s subdirectives)", name, directive)
+			if guess := closest(name, known); guess != "" {
+				return nil, d.Errf("unknown subdirective %q; did you mean %q?", name, guess)
+			}
+			return nil, d.Errf("unknown subdirective %q (%s takes: %s)", name, directive, strings.Join(known, ", "))
 		}
 	}
 	return func(what string) error {
 		return fmt.Errorf("%s: %s, at %s:%d", directive, what, file, line)
 	}, nil
+}
+
+// The subdirectives of each directive, for "did you mean".
+var (
+	verifierSubdirectives = []string{"app_id", "alipay_public_key", "alipay_cert", "alipay_root_cert", "app",
+		"partner", "md5_key", "notify_verify", "seller_id", "max_age", "max_body"}
+	notifySubdirectives = append(slices.Clone(verifierSubdirectives),
+		"forward", "webhook_secret", "timeout", "header_up", "forward_status", "trusted_ca", "antom", "outbox")
+)
+
+// closest returns the known name within two edits of name (a typo), or "".
+func closest(name string, known []string) string {
+	best, bestDistance := "", 3
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestDistance {
+			best, bestDistance = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // repeatable subdirectives accumulate; every other one may appear once.
@@ -384,6 +428,9 @@ func appendIDs(d *caddyfile.Dispenser, list []string) ([]string, error) {
 func singleArg(d *caddyfile.Dispenser) (string, error) {
 	name := d.Val()
 	args := d.RemainingArgs()
+	if len(args) > 1 && strings.HasPrefix(args[0], "-----BEGIN") {
+		return "", d.Errf("%s: a PEM block spans several lines; give the path of a file that holds it, or wrap it in backticks: %s `-----BEGIN ...`", name, name)
+	}
 	if len(args) != 1 {
 		return "", d.Errf("%s takes exactly one value, got %d", name, len(args))
 	}

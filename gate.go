@@ -178,7 +178,7 @@ func parseGateCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		max_body          <size>
 //	}
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	missing, err := parseBlock(d, func(name string) (bool, error) {
+	missing, err := parseBlock(d, verifierSubdirectives, func(name string) (bool, error) {
 		return g.Verifier.unmarshalSubdirective(d, name)
 	})
 	if err != nil {

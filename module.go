@@ -130,9 +130,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Forward == "" {
 		return errors.New("forward is required: the URL of the upstream that receives verified notifications")
 	}
-	forward, err := caddy.NewReplacer().ReplaceOrErr(h.Forward, true, true)
+	forward, err := resolve(caddy.NewReplacer(), h.Forward, "forward")
 	if err != nil {
-		return fmt.Errorf("forward: %w", err)
+		return err
 	}
 	if err := checkHTTPURL("forward", forward); err != nil {
 		return err
@@ -169,9 +169,9 @@ func (h *Handler) provisionSecrets() (webhookSigner, error) {
 	repl := caddy.NewReplacer()
 	var signer webhookSigner
 	for i, value := range h.WebhookSecrets {
-		secret, err := repl.ReplaceOrErr(value, true, true)
+		secret, err := resolve(repl, value, fmt.Sprintf("webhook_secret #%d", i+1))
 		if err != nil {
-			return nil, fmt.Errorf("webhook_secret #%d: %w", i+1, err)
+			return nil, err
 		}
 		key, err := parseWebhookSecret(strings.TrimSpace(secret))
 		if err != nil {

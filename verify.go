@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -314,9 +315,9 @@ func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
 	if v.MD5Key == "" {
 		return nil
 	}
-	key, err := repl.ReplaceOrErr(v.MD5Key, true, true)
+	key, err := resolve(repl, v.MD5Key, "md5_key")
 	if err != nil {
-		return fmt.Errorf("md5_key: %w", err)
+		return err
 	}
 	v.md5 = alipay.MD5Key(strings.TrimSpace(key))
 	if v.NotifyVerify != "" {
@@ -401,9 +402,32 @@ func (k KeySource) loadRoots(repl *caddy.Replacer, where string) ([]*smx509.Cert
 func resolve(repl *caddy.Replacer, value, what string) (string, error) {
 	resolved, err := repl.ReplaceOrErr(value, true, true)
 	if err != nil {
+		if file, ferr := unreadableFilePlaceholder(value); ferr != nil {
+			return "", fmt.Errorf("%s: %s: cannot read %s: %w", what, value, file, ferr)
+		}
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return resolved, nil
+}
+
+// unreadableFilePlaceholder finds a {file.<path>} placeholder in value whose
+// file cannot be read: Caddy only reports that it evaluated to nothing.
+func unreadableFilePlaceholder(value string) (string, error) {
+	for rest := value; ; {
+		start := strings.Index(rest, "{file.")
+		if start < 0 {
+			return "", nil
+		}
+		end := strings.IndexByte(rest[start:], '}')
+		if end < 0 {
+			return "", nil
+		}
+		path := rest[start+len("{file.") : start+end]
+		if _, err := os.Stat(path); err != nil {
+			return path, err
+		}
+		rest = rest[start+end:]
+	}
 }
 
 // checkHTTPURL checks that a URL subdirective is an absolute http(s) URL.

@@ -286,9 +286,10 @@ func TestConfigErrorsThroughCaddy(t *testing.T) {
 	}
 	t.Setenv("ALIPAY_NOTIFY_EMPTY", "")
 	tests := map[string]struct{ block, want string }{
-		"missing key file": {`alipay_public_key /nonexistent/key.txt`, "alipay_public_key #1"},
-		"unset env secret": {`alipay_public_key ` + testkit.PublicKeyLine(t, "alipay") + "\nwebhook_secret {env.ALIPAY_NOTIFY_EMPTY}", "webhook_secret #1"},
-		"wrong root":       {`alipay_cert ` + testkit.Testdata("keys", "alipay.pub.pem"), "alipay_cert #1"},
+		"missing key file":         {`alipay_public_key /nonexistent/key.txt`, "alipay_public_key #1"},
+		"missing file placeholder": {`alipay_public_key {file./nonexistent/key.txt}`, "alipay_public_key #1: {file./nonexistent/key.txt}: cannot read /nonexistent/key.txt"},
+		"unset env secret":         {`alipay_public_key ` + testkit.PublicKeyLine(t, "alipay") + "\nwebhook_secret {env.ALIPAY_NOTIFY_EMPTY}", "webhook_secret #1"},
+		"wrong root":               {`alipay_cert ` + testkit.Testdata("keys", "alipay.pub.pem"), "alipay_cert #1"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
