@@ -66,8 +66,8 @@ func TestParse(t *testing.T) {
 		{name: "body with a BOM", input: "\xef\xbb\xbfa=1", format: Auto, wantFormat: "raw body", wantBody: "a=1"},
 		{name: "body kept as is", input: " a=1 \n", format: Body, wantFormat: "raw body", wantBody: " a=1 "},
 		{
-			name:  "POST request with a query",
-			input: "POST /alipay/notify?shop_id=12&from=x HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\na=1&b=2\r\n",
+			name:   "POST request with a query",
+			input:  "POST /alipay/notify?shop_id=12&from=x HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\na=1&b=2\r\n",
 			format: Auto, wantFormat: "HTTP request (POST)", wantBody: "a=1&b=2",
 			notes: []string{"the URL's query parameters (from, shop_id) are not signed by Alipay"},
 		},
@@ -99,14 +99,14 @@ func TestParse(t *testing.T) {
 			wantFormat: "Rails log line (values already decoded; the body is rebuilt from them)", want: map[string]string{"a": "1", "b": "2"}, decoded: true,
 		},
 		{
-			name:  "print_r",
-			input: "[2024-01-01] notify\nArray\n(\n    [a] => 1\n    [b] => line one\nline two\n    [c] =>\n)\ntrailer",
+			name:   "print_r",
+			input:  "[2024-01-01] notify\nArray\n(\n    [a] => 1\n    [b] => line one\nline two\n    [c] =>\n)\ntrailer",
 			format: Auto, wantFormat: "PHP print_r (values already decoded; the body is rebuilt from them)",
 			want: map[string]string{"a": "1", "b": "line one\nline two", "c": ""}, decoded: true,
 		},
 		{
-			name:  "var_export",
-			input: "array (\n  'a' => '1',\n  'b' => 'it\\'s \\\\ here',\n  'c' => NULL,\n  'd' => 'x'\n)",
+			name:   "var_export",
+			input:  "array (\n  'a' => '1',\n  'b' => 'it\\'s \\\\ here',\n  'c' => NULL,\n  'd' => 'x'\n)",
 			format: Auto, wantFormat: "PHP var_export (values already decoded; the body is rebuilt from them)",
 			want: map[string]string{"a": "1", "b": `it's \ here`, "d": "x"}, decoded: true,
 		},
@@ -124,13 +124,13 @@ func TestParse(t *testing.T) {
 			name: "a value GBK cannot write", input: `{"charset":"gbk","subject":"😀"}`, format: JSON,
 			wantFormat: "JSON object (values already decoded; the body is rebuilt from them)",
 			want:       map[string]string{"charset": "gbk", "subject": "😀"}, decoded: true,
-			notes:      []string{"subject cannot be written in GBK: kept as UTF-8"},
+			notes: []string{"subject cannot be written in GBK: kept as UTF-8"},
 		},
 		{
 			name: "a replacement character", input: "{\"subject\":\"\uFFFD\"}", format: JSON,
 			wantFormat: "JSON object (values already decoded; the body is rebuilt from them)",
 			want:       map[string]string{"subject": "\uFFFD"}, decoded: true,
-			notes:      []string{"subject holds U+FFFD"},
+			notes: []string{"subject holds U+FFFD"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
