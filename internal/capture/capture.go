@@ -49,6 +49,8 @@ type FormatError struct {
 	Format string
 }
 
+// Error names the format and the formats there are; the verify command
+// reports it as its --format flag.
 func (e *FormatError) Error() string {
 	return fmt.Sprintf("format %q: want one of %s", e.Format, strings.Join(Formats, ", "))
 }

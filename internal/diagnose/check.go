@@ -32,7 +32,8 @@ type Verdict struct {
 	// (sign_type MD5 and an MD5 key given).
 	MD5 bool
 	// SignedString is the signed string that verified; otherwise the V1
-	// string that was checked (nil when the body cannot be parsed).
+	// string that was checked, blank values left out as Alipay leaves them
+	// out (nil when the body cannot be parsed, or holds only blank values).
 	SignedString []byte
 }
 
