@@ -186,6 +186,9 @@ func reportVerification(out io.Writer, c *capture.Capture, ring, appRing *alipay
 	count := ""
 	if v.Params != nil {
 		count = fmt.Sprintf(", %d parameters", len(v.Params))
+		if len(v.Params) == 1 {
+			count = ", 1 parameter"
+		}
 	}
 	p("capture", "%s%s", c.Format, count)
 	for _, note := range c.Notes {
