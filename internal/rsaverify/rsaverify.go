@@ -15,7 +15,10 @@
 // on every input: the package's tests compare the two on valid signatures,
 // every bit flip and byte change of them, out-of-range values, wrong
 // lengths and wrong digests, and a fuzz target does the same on arbitrary
-// inputs and on arbitrary encodings signed with the private key.
+// inputs and on arbitrary encodings signed with the private key. The
+// differences are on purpose and at the edges: other hashes never match
+// (neither Alipay nor Antom uses them), a negative modulus is refused, and
+// the GODEBUG size minimum is read when the key is loaded, not per call.
 //
 // Nothing here is secret: signatures, digests and public keys may leak
 // through timing, as in crypto/rsa's verification.
@@ -127,10 +130,16 @@ func (k *PublicKey) Size() int {
 // than the modulus, as crypto/rsa refuses them (a signature with its
 // leading zero bytes removed is refused too).
 //
+// In FIPS 140-only mode it also reports false, on every call, for a key
+// that mode refuses but that was loaded inside
+// crypto/fips140.WithoutEnforcement, as crypto/rsa does, unless the caller
+// is inside it too.
+//
 // Pass a buffer on the caller's stack, such as buf[:0] of a [512]byte
 // (enough for 4096-bit keys), and Recover makes no allocation for keys of
-// up to 2048 bits. Compare the result with each expected digest with
-// [MatchPKCS1v15].
+// up to 2048 bits. (Above that, bigmod allocates its scratch space for
+// every multiplication, as it does in crypto/rsa.) Compare the result with
+// each expected digest with [MatchPKCS1v15].
 func (k *PublicKey) Recover(dst, sig []byte) ([]byte, bool) {
 	if len(sig) != k.size {
 		return dst, false
