@@ -11,7 +11,6 @@ require (
 	cloud.google.com/go/auth/oauth2adapt v0.2.8 // indirect
 	cloud.google.com/go/compute/metadata v0.9.1 // indirect
 	dario.cat/mergo v1.0.2 // indirect
-	filippo.io/bigmod v0.1.0 // indirect
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/AndreasBriese/bbloom v0.0.0-20190825152654-46b345b51c96 // indirect
 	github.com/BurntSushi/toml v1.6.0 // indirect
@@ -165,7 +164,11 @@ require (
 )
 
 require (
+<<<<<<< HEAD
 	github.com/caddyserver/certmagic v0.25.6
+=======
+	filippo.io/bigmod v0.1.0
+>>>>>>> rsaverify
 	github.com/dustin/go-humanize v1.1.0
 	github.com/emmansun/gmsm v0.44.1
 	github.com/prometheus/client_golang v1.24.1
