@@ -164,11 +164,8 @@ require (
 )
 
 require (
-<<<<<<< HEAD
-	github.com/caddyserver/certmagic v0.25.6
-=======
 	filippo.io/bigmod v0.1.0
->>>>>>> rsaverify
+	github.com/caddyserver/certmagic v0.25.6
 	github.com/dustin/go-humanize v1.1.0
 	github.com/emmansun/gmsm v0.44.1
 	github.com/prometheus/client_golang v1.24.1
