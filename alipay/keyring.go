@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/emmansun/gmsm/sm2"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/rsaverify"
 )
 
 // signatureAlgorithm is what a notification's sign_type names.
@@ -60,18 +62,19 @@ func (a signatureAlgorithm) digest(sum *[sha256.Size]byte, content []byte) []byt
 	return nil
 }
 
-// check reports whether sig is key's signature of content. An RSA key only
-// checks RSA and RSA2, an SM2 key only SM2 (SM3withSM2 with the default user
-// ID 1234567812345678, as Alipay's Java SDK signs).
-func (a signatureAlgorithm) check(key crypto.PublicKey, content, digest, sig []byte) bool {
-	switch k := key.(type) {
-	case *rsa.PublicKey:
-		return a.hash != 0 && rsa.VerifyPKCS1v15(k, a.hash, digest, sig) == nil
-	case *ecdsa.PublicKey:
+// check reports whether sig is k's signature of content, whose digest
+// (RSA only) is digest. An RSA key only checks RSA and RSA2, an SM2 key
+// only SM2 (SM3withSM2 with the default user ID 1234567812345678, as
+// Alipay's Java SDK signs).
+func (a signatureAlgorithm) check(k ringKey, content, digest, sig []byte) bool {
+	if k.rsa != nil {
+		return a.hash != 0 && k.rsa.VerifyPKCS1v15(a.hash, digest, sig)
+	}
+	if sm2Key, ok := k.key.(*ecdsa.PublicKey); ok {
 		// A copy: gmsm's escape analysis lets sig escape, which would move
 		// verify's stack buffer for it to the heap for every RSA
 		// notification too.
-		return a.hash == 0 && sm2.VerifyASN1WithSM2(k, nil, content, bytes.Clone(sig))
+		return a.hash == 0 && sm2.VerifyASN1WithSM2(sm2Key, nil, content, bytes.Clone(sig))
 	}
 	return false
 }
@@ -86,6 +89,9 @@ type KeyRing struct {
 type ringKey struct {
 	label string
 	key   crypto.PublicKey // *rsa.PublicKey, or *ecdsa.PublicKey on the SM2 curve
+	// rsa is an RSA key's modulus prepared once, at Add (internal/rsaverify),
+	// so that a verification is one exponentiation; nil for SM2.
+	rsa *rsaverify.PublicKey
 }
 
 // Match is what a successful verification found: the rule of the signed
@@ -126,12 +132,21 @@ func parseKeyOrCertificate(text string) (crypto.PublicKey, error) {
 
 // Add appends a key (RSA, or SM2 as an *ecdsa.PublicKey on the SM2 curve)
 // under label, which names it in Match and logs; it never shows the key.
+// An RSA key that crypto/rsa would refuse to verify with (under 1024 bits,
+// an even modulus or exponent...) is refused here, when the configuration
+// loads, rather than failing every notification.
 func (r *KeyRing) Add(label string, key crypto.PublicKey) error {
 	checked, err := checkKeyType(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
-	r.keys = append(r.keys, ringKey{label: label, key: checked})
+	k := ringKey{label: label, key: checked}
+	if pub, ok := checked.(*rsa.PublicKey); ok {
+		if k.rsa, err = rsaverify.New(pub); err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	r.keys = append(r.keys, k)
 	return nil
 }
 
@@ -173,6 +188,11 @@ const (
 // a notification (CheckNotification). The error matches ErrMalformed (no
 // sign, an unsupported sign_type, sign not canonical base64, an ambiguous
 // reading) or ErrNotVerified (ErrSignatureMismatch).
+//
+// An RSA signature costs one exponentiation per key tried, whatever the
+// rule: the encoded message recovered from the signature is compared with
+// the digests of both signed strings (see findRSA). So a forgery, which
+// fails both rules, costs about what a genuine notification does.
 func (r *KeyRing) Verify(n *Notification) (Match, error) {
 	sign := n.raw.get("sign")
 	if sign == "" {
@@ -187,6 +207,12 @@ func (r *KeyRing) Verify(n *Notification) (Match, error) {
 	if err != nil {
 		return Match{}, err
 	}
+	if alg.hash != 0 {
+		if m, ok := r.findRSA(n, alg, sig); ok {
+			return n.unambiguous(m)
+		}
+		return Match{}, ErrSignatureMismatch
+	}
 	var contentBuf [signedContentBuffer]byte
 	if key, ok := r.find(alg, n.raw.appendSignedString(contentBuf[:0], RuleV1), sig); ok {
 		return n.unambiguous(Match{Rule: RuleV1, Key: key})
@@ -195,6 +221,50 @@ func (r *KeyRing) Verify(n *Notification) (Match, error) {
 		return n.unambiguous(Match{Rule: RuleV2, Key: key})
 	}
 	return Match{}, ErrSignatureMismatch
+}
+
+// findRSA finds the key and rule under which sig is an RSA signature (alg
+// is RSA or RSA2) of n, with one exponentiation per key: each key recovers
+// the encoded message from sig once (rsaverify.PublicKey.Recover), which
+// is compared with the encoding of the V1 digest and then of the V2 digest.
+// The V2 string is built and hashed only when V1 does not match.
+//
+// The verdict is the one of trying V1 with every key, then V2 with every
+// key: a V1 match with any key wins over a V2 match with an earlier one.
+// So after a V2 match the remaining keys are still tried under V1, which
+// only a ring of several keys pays, and only for V2 notifications.
+func (r *KeyRing) findRSA(n *Notification, alg signatureAlgorithm, sig []byte) (Match, bool) {
+	var (
+		contentBuf [signedContentBuffer]byte
+		sum1, sum2 [sha256.Size]byte
+		emBuf      [maxSignatureSize]byte
+		digestV2   []byte
+		v2         Match
+		v2Found    bool
+	)
+	digestV1 := alg.digest(&sum1, n.raw.appendSignedString(contentBuf[:0], RuleV1))
+	for _, k := range r.keys {
+		if k.rsa == nil {
+			continue
+		}
+		em, ok := k.rsa.Recover(emBuf[:0], sig)
+		if !ok {
+			continue
+		}
+		if rsaverify.MatchPKCS1v15(em, alg.hash, digestV1) {
+			return Match{Rule: RuleV1, Key: k.label}, true
+		}
+		if v2Found {
+			continue
+		}
+		if digestV2 == nil {
+			digestV2 = alg.digest(&sum2, n.raw.appendSignedString(contentBuf[:0], RuleV2))
+		}
+		if rsaverify.MatchPKCS1v15(em, alg.hash, digestV2) {
+			v2, v2Found = Match{Rule: RuleV2, Key: k.label}, true
+		}
+	}
+	return v2, v2Found
 }
 
 // Check reports the label of the first key whose signature of content,
@@ -213,7 +283,7 @@ func (r *KeyRing) find(alg signatureAlgorithm, content, sig []byte) (string, boo
 	var sum [sha256.Size]byte
 	digest := alg.digest(&sum, content)
 	for _, k := range r.keys {
-		if alg.check(k.key, content, digest, sig) {
+		if alg.check(k, content, digest, sig) {
 			return k.label, true
 		}
 	}
