@@ -33,6 +33,9 @@ import (
 // starts one, and whose document ends exactly where a later parameter ends,
 // is a JSON value cut in pieces, and is refused too.
 func (n *Notification) foldedParameter(rule Rule) string {
+	if n.noAmpersand { // no value holds '&', so none can hold "&N="
+		return n.splitJSON(rule)
+	}
 	first, last := "", -1 // the first signed key; the signed field before i
 	for i := range n.raw {
 		if !rule.signs(n.raw[i].Key) {
@@ -84,9 +87,14 @@ func (n *Notification) foldInto(k int, first, next string) string {
 // value on holds a whole document that ends exactly where a later
 // parameter's value ends. That reading, one JSON value, is the one Alipay
 // signed; the pieces are a re-shaped notification.
+//
+// A value whose brackets close within it (jsonClosesWithin) is skipped
+// without a decoder: the first document of the text from it on ends no
+// later than it does, before any later value ends, or the text is not
+// JSON. A whole document closes at its end, so it is skipped too.
 func (n *Notification) splitJSON(rule Rule) string {
 	for i, f := range n.text {
-		if !rule.signs(f.Key) || !startsJSONDocument(f.Value) || isJSONDocument(f.Value) {
+		if !rule.signs(f.Key) || !startsJSONDocument(f.Value) || jsonClosesWithin(f.Value) {
 			continue
 		}
 		// The text from this value to the end of the signed string, with the
@@ -146,6 +154,42 @@ func nameLength(s string) int {
 // fund_bill_list, voucher_detail_list).
 func startsJSONDocument(s string) bool {
 	return len(s) > 0 && (s[0] == '{' || s[0] == '[')
+}
+
+// jsonClosesWithin reports whether the object or array that s starts
+// (startsJSONDocument) closes within s: whether, counting brackets outside
+// JSON strings (which end at a '"' not escaped by a backslash), the depth
+// returns to zero. On text that is JSON up to that point the count is
+// exactly the structure, so a document that starts s ends there; on other
+// text a JSON decoder fails before that point. It is a cheap test, one
+// pass over the bytes, that spares splitJSON a decoder for every
+// well-formed JSON value (fund_bill_list is in every trade notification).
+func jsonClosesWithin(s string) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped byte: \" does not end the string
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isJSONDocument reports whether s is exactly one JSON object or array.

@@ -60,7 +60,8 @@ func FuzzParseForm(f *testing.F) {
 		f.Add([]byte(body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fields, validUTF8, err := decodeForm(body)
+		fields, facts, err := decodeForm(body)
+		validUTF8 := facts.validUTF8
 		values, qerr := url.ParseQuery(string(body))
 		if err != nil {
 			if qerr == nil && !bytes.ContainsRune(body, ';') && singleValued(values) {

@@ -23,6 +23,10 @@ type Notification struct {
 	// text holds the same parameters, index for index, converted to UTF-8;
 	// for a UTF-8 body it is raw itself.
 	text form
+	// noAmpersand: parse found no '&' in any value (it can only come from
+	// %26), so no value can hold a folded parameter (foldedParameter).
+	// False, the safe default, unless parse says so.
+	noAmpersand bool
 }
 
 // ParseNotification reads a form body exactly once, with every rule that
@@ -43,15 +47,16 @@ func ParseNotification(body []byte) (*Notification, error) {
 // parse fills n from body: ParseNotification without the allocation of n,
 // for callers that keep the notification on their stack.
 func (n *Notification) parse(body []byte) error {
-	raw, validUTF8, err := decodeForm(body)
+	raw, facts, err := decodeForm(body)
 	if err != nil {
 		return err
 	}
-	text, err := decodeCharset(raw, validUTF8)
+	text, err := decodeCharset(raw, facts.validUTF8)
 	if err != nil {
 		return err
 	}
 	n.raw, n.text = dropBlanks(raw, text)
+	n.noAmpersand = !facts.ampersand
 	return nil
 }
 
@@ -110,9 +115,11 @@ func dropBlanks(raw, text form) (form, form) {
 		if IsBlank(text[i].Value) {
 			continue
 		}
-		raw[kept] = raw[i]
-		if !same {
-			text[kept] = text[i]
+		if kept != i { // nothing moves until the first blank value
+			raw[kept] = raw[i]
+			if !same {
+				text[kept] = text[i]
+			}
 		}
 		kept++
 	}
@@ -205,6 +212,9 @@ func isASCII(s string) bool {
 // (through StringUtils.isEmpty) before putting a value into the signed
 // string: such a value is not signed.
 func IsBlank(s string) bool {
+	if len(s) > 0 && s[0] > ' ' && s[0] < utf8.RuneSelf {
+		return false // the common case: a value that starts with a visible ASCII character
+	}
 	for _, r := range s {
 		if !isJavaWhitespace(r) {
 			return false
