@@ -43,7 +43,6 @@ func (n *Notification) splitJSONBefore(rule Rule) string {
 	return ""
 }
 
-
 // FuzzSplitJSONAgrees: splitJSON, which skips the decoder for values whose
 // brackets close within them, finds exactly the JSON values cut in pieces
 // that the decoder finds, under both rules.
