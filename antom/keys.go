@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/rsaverify"
 )
 
 // MinKeyBits is the smallest RSA key NewKeyRing accepts. Antom's keys are
@@ -63,15 +65,23 @@ func ParsePublicKey(text string) (*rsa.PublicKey, error) {
 // verifies wins. A KeyRing is immutable and safe for concurrent
 // use.
 type KeyRing struct {
-	keys []*rsa.PublicKey
+	// keys are prepared once for verification (internal/rsaverify: the
+	// modulus in the form the exponentiation needs), so that a
+	// notification costs one exponentiation per key tried.
+	keys []*rsaverify.PublicKey
 }
 
 // NewKeyRing returns a ring of the given keys, tried in that order. It needs
-// at least one key; every key must be RSA of at least MinKeyBits bits.
+// at least one key; every key must be RSA of at least MinKeyBits bits, and
+// one that crypto/rsa accepts for verification (an odd modulus, an odd
+// exponent from 3 to 2³¹−1).
 func NewKeyRing(keys ...*rsa.PublicKey) (*KeyRing, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("antom: a key ring needs at least one key")
 	}
+	// Prepared keys, not the caller's: the caller's keys and slice may
+	// change, the ring may not.
+	prepared := make([]*rsaverify.PublicKey, len(keys))
 	for i, k := range keys {
 		if k == nil || k.N == nil {
 			return nil, fmt.Errorf("antom: key %d is nil", i)
@@ -79,9 +89,12 @@ func NewKeyRing(keys ...*rsa.PublicKey) (*KeyRing, error) {
 		if bits := k.N.BitLen(); bits < MinKeyBits {
 			return nil, fmt.Errorf("antom: key %d is %d-bit RSA, want at least %d", i, bits, MinKeyBits)
 		}
+		var err error
+		if prepared[i], err = rsaverify.New(k); err != nil {
+			return nil, fmt.Errorf("antom: key %d: %v", i, err)
+		}
 	}
-	// A copy: the caller's slice may change, the ring may not.
-	return &KeyRing{keys: append([]*rsa.PublicKey(nil), keys...)}, nil
+	return &KeyRing{keys: prepared}, nil
 }
 
 // Len returns the number of keys in the ring (0 for a nil ring).
@@ -103,9 +116,10 @@ func (r *KeyRing) find(digest, sig []byte) int {
 	return -1
 }
 
-// verifySHA256 is the one place that checks an RSA signature, so that
-// moving to another verifier (a precomputed-modulus one) changes this
-// function and the KeyRing's key type only.
-func verifySHA256(key *rsa.PublicKey, digest, sig []byte) bool {
-	return rsa.VerifyPKCS1v15(key, crypto.SHA256, digest, sig) == nil
+// verifySHA256 is the one place that checks an RSA signature: one
+// exponentiation with the key's precomputed modulus and a comparison with
+// the encoding of digest, the verdict rsa.VerifyPKCS1v15 gives
+// (internal/rsaverify).
+func verifySHA256(key *rsaverify.PublicKey, digest, sig []byte) bool {
+	return key.VerifyPKCS1v15(crypto.SHA256, digest, sig)
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,6 +235,18 @@ func TestNewKeyRing(t *testing.T) {
 	}
 	if _, err := NewKeyRing(&small.PublicKey); err == nil {
 		t.Error("1024-bit key accepted")
+	}
+	// Keys with which crypto/rsa refuses every signature are refused here,
+	// not at the first notification.
+	good := testKey(t, 0).PublicKey
+	for name, key := range map[string]*rsa.PublicKey{
+		"even exponent": {N: good.N, E: 65536},
+		"exponent 1":    {N: good.N, E: 1},
+		"even modulus":  {N: new(big.Int).Add(good.N, big.NewInt(1)), E: good.E},
+	} {
+		if _, err := NewKeyRing(&good, key); err == nil || !strings.Contains(err.Error(), "key 1") {
+			t.Errorf("%s: %v, want an error naming key 1", name, err)
+		}
 	}
 	keys := []*rsa.PublicKey{&testKey(t, 0).PublicKey, &testKey(t, 1).PublicKey}
 	ring, err := NewKeyRing(keys...)
