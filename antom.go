@@ -212,9 +212,7 @@ func answerAntom(w http.ResponseWriter, status int) {
 	if status == http.StatusOK {
 		body = antomSuccess
 	}
-	header := w.Header()
-	header.Set("Content-Type", "application/json")
-	header.Set("Content-Length", strconv.Itoa(len(body)))
+	setContentHeaders(w.Header(), "application/json", len(body))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
 }

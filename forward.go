@@ -10,11 +10,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +44,23 @@ func eventType(n *alipay.Notification) string {
 	return "alipay.notification"
 }
 
+// appendEventType appends eventType(n) as a JSON string, without building
+// it.
+func appendEventType(b []byte, n *alipay.Notification) []byte {
+	b = append(b, '"')
+	if t := n.Get("notify_type"); t != "" {
+		b = appendJSONText(append(b, "alipay."...), t)
+	} else if m := n.Get("msg_method"); m != "" {
+		if !strings.HasPrefix(m, "alipay.") {
+			b = append(b, "alipay."...)
+		}
+		b = appendJSONText(b, m)
+	} else {
+		b = append(b, "alipay.notification"...)
+	}
+	return append(b, '"')
+}
+
 // webhookBody is the JSON sent upstream:
 // {"type":...,"timestamp":...,"data":{...}}, compact, UTF-8, with every
 // signed field plus sign_type as strings, keys in Alipay's order, never sign.
@@ -52,10 +71,10 @@ func webhookBody(n *alipay.Notification, at time.Time) []byte {
 	}
 	b := make([]byte, 0, size+size/8)
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, eventType(n))
-	b = append(b, `,"timestamp":`...)
-	b = appendJSONString(b, at.In(alipay.Beijing).Format(time.RFC3339))
-	b = append(b, `,"data":{`...)
+	b = appendEventType(b, n)
+	b = append(b, `,"timestamp":"`...)
+	b = at.In(alipay.Beijing).AppendFormat(b, time.RFC3339) // nothing in it to escape
+	b = append(b, `","data":{`...)
 	first := true
 	for key, value := range n.Params() {
 		if !first {
@@ -72,46 +91,105 @@ func webhookBody(n *alipay.Notification, at time.Time) []byte {
 // appendJSONString appends s as a JSON string. Besides what JSON requires it
 // escapes U+2028 and U+2029, which JavaScript source cannot hold raw.
 func appendJSONString(b []byte, s string) []byte {
+	return append(appendJSONText(append(b, '"'), s), '"')
+}
+
+// appendJSONText appends s escaped as the inside of a JSON string. The
+// runs of characters that need no escape are copied whole.
+func appendJSONText(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
+	run := 0 // the start of the run not yet copied
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[run:i]...)
+			switch c {
+			case '"', '\\':
 				b = append(b, '\\', c)
-			case c == '\n':
+			case '\n':
 				b = append(b, '\\', 'n')
-			case c == '\r':
+			case '\r':
 				b = append(b, '\\', 'r')
-			case c == '\t':
+			case '\t':
 				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
+			run = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...) // unreachable: text was validated
+			b = append(append(b, s[run:i]...), `\ufffd`...) // unreachable: text was validated
 		case r == '\u2028' || r == '\u2029':
-			b = append(b, `\u202`...)
+			b = append(append(b, s[run:i]...), `\u202`...)
 			b = append(b, hexDigits[r&0xf])
 		default:
-			b = append(b, s[i:i+size]...)
+			i += size
+			continue
 		}
 		i += size
+		run = i
 	}
-	return append(b, '"')
+	return append(b, s[run:]...)
 }
 
 // webhookSigner signs webhooks the Standard Webhooks way with every
 // configured secret, so that a secret can be rotated without downtime.
-type webhookSigner [][]byte
+type webhookSigner struct {
+	keys [][]byte   // the HMAC keys, decoded from the whsec_ secrets
+	macs []*macPool // one per key
+}
+
+// newWebhookSigner returns a signer for the HMAC keys.
+func newWebhookSigner(keys ...[]byte) webhookSigner {
+	s := webhookSigner{keys: keys}
+	for _, key := range keys {
+		s.macs = append(s.macs, newMACPool(key))
+	}
+	return s
+}
+
+// macPool keeps HMAC-SHA256 states keyed with one secret for reuse: an
+// HMAC built per webhook costs its allocations and the hashing of the two
+// padded keys, while a reused one, after Reset, starts from the inner
+// state it saved when it was first reset.
+type macPool struct {
+	pool sync.Pool // of *pooledMAC
+}
+
+// pooledMAC is one reusable HMAC with the buffers of one signature.
+type pooledMAC struct {
+	mac     hash.Hash
+	sum     [sha256.Size]byte
+	scratch []byte // id.timestamp.
+}
+
+func newMACPool(key []byte) *macPool {
+	p := new(macPool)
+	p.pool.New = func() any { return &pooledMAC{mac: hmac.New(sha256.New, key)} }
+	return p
+}
+
+// appendSignature appends the base64 HMAC of id.timestamp.body to dst.
+func (p *macPool) appendSignature(dst []byte, id string, timestamp []byte, body []byte) []byte {
+	m := p.pool.Get().(*pooledMAC)
+	m.mac.Reset()
+	m.scratch = append(append(append(append(m.scratch[:0], id...), '.'), timestamp...), '.')
+	m.mac.Write(m.scratch)
+	m.mac.Write(body)
+	dst = base64.StdEncoding.AppendEncode(dst, m.mac.Sum(m.sum[:0]))
+	if cap(m.scratch) <= 1<<10 { // an outbox entry's id can be long; don't keep a big buffer
+		p.pool.Put(m)
+	}
+	return dst
+}
 
 // parseWebhookSecret decodes a whsec_ secret into its HMAC key.
 func parseWebhookSecret(secret string) ([]byte, error) {
@@ -134,20 +212,25 @@ func parseWebhookSecret(secret string) ([]byte, error) {
 // signature is the webhook-signature header: "v1,<base64 HMAC-SHA256>" per
 // secret, space-separated, over id.timestamp.body.
 func (s webhookSigner) signature(id string, timestamp int64, body []byte) string {
-	prefix := id + "." + strconv.FormatInt(timestamp, 10) + "."
-	var b strings.Builder
-	b.Grow(len(s) * 48)
-	for i, key := range s {
+	_, signature := s.headerValues(id, timestamp, body)
+	return signature
+}
+
+// headerValues returns the webhook-timestamp and webhook-signature headers,
+// sharing one string.
+func (s webhookSigner) headerValues(id string, timestamp int64, body []byte) (ts, signature string) {
+	var buf [24 + 2*48]byte // the timestamp and two signatures
+	b := strconv.AppendInt(buf[:0], timestamp, 10)
+	tsLen := len(b)
+	for i, mac := range s.macs {
 		if i > 0 {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte(prefix))
-		mac.Write(body)
-		b.WriteString("v1,")
-		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		b = append(b, "v1,"...)
+		b = mac.appendSignature(b, id, b[:tsLen], body)
 	}
-	return b.String()
+	both := string(b)
+	return both[:tsLen], both[tsLen:]
 }
 
 // forwarder posts verified notifications to the upstream.
@@ -217,12 +300,15 @@ func (f *forwarder) send(ctx context.Context, id string, body []byte) forwardRes
 	for name, values := range f.headers {
 		req.Header[name] = values
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "caddy-alipay-notify")
-	timestamp := time.Now().Unix()
-	req.Header["webhook-id"] = []string{id}
-	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(timestamp, 10)}
-	req.Header["webhook-signature"] = []string{f.signer.signature(id, timestamp, body)}
+	ts, signature := f.signer.headerValues(id, time.Now().Unix(), body)
+	// One array backs the five headers' values; each slice is capped, so
+	// that an append by anyone reallocates instead of overwriting the next.
+	values := [...]string{"application/json", "caddy-alipay-notify", id, ts, signature}
+	req.Header["Content-Type"] = values[0:1:1]
+	req.Header["User-Agent"] = values[1:2:2]
+	req.Header["webhook-id"] = values[2:3:3]
+	req.Header["webhook-timestamp"] = values[3:4:4]
+	req.Header["webhook-signature"] = values[4:5:5]
 
 	resp, err := f.client.Do(req)
 	if err != nil {

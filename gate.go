@@ -76,8 +76,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		g.logger.Warn("request refused", subjectOf(v.n).logFields(
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
 			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)), zap.String("remote_ip", clientIP(r)))...)
-		if ref.signedString != nil {
-			logSignedString(g.logger, subjectOf(v.n), ref.signedString)
+		if ref.signed != nil {
+			logSignedString(g.logger, subjectOf(v.n), ref.signed)
 		}
 		if ref.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, HEAD, POST")

@@ -89,6 +89,21 @@ func newMetrics(registry prometheus.Registerer, apps []string) (*metrics, error)
 		outboxDeliveries: deliveries, outbox: gauges}, nil
 }
 
+// countersFor returns the notifications_total children of apps and of
+// otherApp, by app label and outcome, so that counting a notification is
+// two map look-ups instead of hashing label values.
+func (m *metrics) countersFor(apps []string) map[string]map[string]prometheus.Counter {
+	counters := make(map[string]map[string]prometheus.Counter, len(apps)+1)
+	for _, app := range append(apps, otherApp) {
+		byOutcome := make(map[string]prometheus.Counter, len(allOutcomes))
+		for _, outcome := range allOutcomes {
+			byOutcome[outcome] = m.notifications.WithLabelValues(outcome, app)
+		}
+		counters[app] = byOutcome
+	}
+	return counters
+}
+
 // outboxCollector reports the outbox gauges of a config's handlers at
 // scrape time, from each worker's last scan (at most 2 s old): entries by
 // state, summed over the handlers, and the age of the oldest pending

@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -95,7 +96,11 @@ type Handler struct {
 	Outbox *Outbox `json:"outbox,omitempty"`
 
 	antomRings map[string]*antom.KeyRing // by client ID
-	forwarder  *forwarder
+	// counters are the notifications_total children, by app_id label
+	// (each configured app and client, and "other") and outcome, looked
+	// up once at provision rather than per request.
+	counters  map[string]map[string]prometheus.Counter
+	forwarder *forwarder
 	outbox     *pooledWorker // nil without an outbox
 	outboxKey  string
 	metrics    *metrics
@@ -148,6 +153,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.appLabels()); err != nil {
 		return err
 	}
+	h.counters = h.metrics.countersFor(h.appLabels())
 	trustedCAs, err := h.loadTrustedCAs()
 	if err != nil {
 		return err
@@ -161,25 +167,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 func (h *Handler) provisionSecrets() (webhookSigner, error) {
 	if len(h.WebhookSecrets) == 0 {
-		return nil, errors.New(`webhook_secret is required: a Standard Webhooks secret "whsec_..." shared with the upstream`)
+		return webhookSigner{}, errors.New(`webhook_secret is required: a Standard Webhooks secret "whsec_..." shared with the upstream`)
 	}
 	if len(h.WebhookSecrets) > 2 {
-		return nil, errors.New("webhook_secret: at most two secrets (the current one and the next)")
+		return webhookSigner{}, errors.New("webhook_secret: at most two secrets (the current one and the next)")
 	}
 	repl := caddy.NewReplacer()
-	var signer webhookSigner
+	var keys [][]byte
 	for i, value := range h.WebhookSecrets {
 		secret, err := resolve(repl, value, fmt.Sprintf("webhook_secret #%d", i+1))
 		if err != nil {
-			return nil, err
+			return webhookSigner{}, err
 		}
 		key, err := parseWebhookSecret(strings.TrimSpace(secret))
 		if err != nil {
-			return nil, fmt.Errorf("webhook_secret #%d: %w", i+1, err)
+			return webhookSigner{}, fmt.Errorf("webhook_secret #%d: %w", i+1, err)
 		}
-		signer = append(signer, key)
+		keys = append(keys, key)
 	}
-	return signer, nil
+	return newWebhookSigner(keys...), nil
 }
 
 // loadTrustedCAs reads trusted_ca: each file must hold at least one PEM
@@ -256,8 +262,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	} else {
 		res = h.handle(r)
 	}
-	res.fields = append(res.fields, zap.Duration("duration", time.Since(start)))
-	h.finish(w, r, res)
+	h.finish(w, r, res, time.Since(start))
 	return nil
 }
 
@@ -270,10 +275,14 @@ type result struct {
 	antom   bool    // answered with Antom's JSON
 	message string
 	level   zapcore.Level
-	fields  []zap.Field
-	// signedString builds the string a refused signature was checked
-	// over, for a DEBUG line; only called when DEBUG is on.
-	signedString func() []byte
+	// reason is why a notification was refused ("" when it was not),
+	// logged with the status.
+	reason string
+	fields []zap.Field
+	// signed is the notification whose signature did not verify: its V1
+	// signed string, the string checked, is built for a DEBUG line only
+	// when DEBUG is on.
+	signed *alipay.Notification
 }
 
 // subject is what a notification is about, for logs, placeholders and the
@@ -297,13 +306,17 @@ func (s subject) logFields(extra ...zap.Field) []zap.Field {
 		return extra
 	}
 	fields := make([]zap.Field, 0, 4+len(extra))
-	fields = append(fields,
+	return append(s.appendLogFields(fields), extra...)
+}
+
+// appendLogFields appends the four fields of logFields.
+func (s subject) appendLogFields(fields []zap.Field) []zap.Field {
+	return append(fields,
 		zap.String("notify_id", alipay.Truncate(s.notifyID)),
 		zap.String("app_id", alipay.Truncate(s.appID)),
 		zap.String("out_trade_no", alipay.Truncate(s.outTradeNo)),
 		zap.String("trade_status", alipay.Truncate(s.tradeStatus)),
 	)
-	return append(fields, extra...)
 }
 
 func (h *Handler) handle(r *http.Request) result {
@@ -321,18 +334,24 @@ func (h *Handler) handle(r *http.Request) result {
 	if ref != nil {
 		return refused(about, ref)
 	}
-	fields := []zap.Field{
+	// Room for what deliver adds (the upstream's status and duration, an
+	// error, the timeout): one allocation.
+	fields := make([]zap.Field, 0, 8)
+	fields = append(fields,
 		zap.String("trade_no", alipay.Truncate(v.n.Get("trade_no"))),
 		zap.String("total_amount", alipay.Truncate(v.n.Get("total_amount"))),
 		zap.String("rule", string(v.match.Rule)), zap.String("key", v.match.Key),
-	}
+	)
 	if status := v.n.Get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
 		return result{status: http.StatusOK, outcome: outcomeFiltered, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: trade_status not in forward_status", fields: fields}
 	}
 	// alipay_notify accepts only notifications, which state when they were
 	// sent (CheckNotification), so v.sentAt is set.
-	wh := webhook{id: v.n.Get("notify_id"), typ: eventType(v.n), body: webhookBody(v.n, v.sentAt)}
+	wh := webhook{id: v.n.Get("notify_id"), body: webhookBody(v.n, v.sentAt)}
+	if h.outbox != nil { // only the outbox keeps the type apart from the body
+		wh.typ = eventType(v.n)
+	}
 	return h.deliver(r, wh, about, fields)
 }
 
@@ -378,20 +397,20 @@ func (h *Handler) deliver(r *http.Request, wh webhook, about subject, fields []z
 
 func refused(about subject, ref *refusal) result {
 	return result{status: ref.status, outcome: ref.outcome, about: about, level: zapcore.WarnLevel,
-		message: "notification refused", fields: []zap.Field{zap.String("reason", ref.reason), zap.Int("status", ref.status)},
-		signedString: ref.signedString}
+		message: "notification refused", reason: ref.reason, signed: ref.signed}
 }
 
 // finish counts, exposes, logs and answers a result: placeholders are set
 // before the answer is written, so that deferred header operations see them.
-func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
-	h.metrics.notifications.WithLabelValues(res.outcome, h.appLabel(res.about.appID)).Inc()
+// duration is the time the handler took.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result, duration time.Duration) {
+	h.count(res.outcome, res.about.appID)
 	exposeResult(r, res)
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
-		ce.Write(append(res.about.logFields(zap.String("outcome", res.outcome), zap.String("remote_ip", clientIP(r))), res.fields...)...)
+		ce.Write(res.logFields(clientIP(r), duration)...)
 	}
-	if res.signedString != nil {
-		logSignedString(h.logger, res.about, res.signedString)
+	if res.signed != nil {
+		logSignedString(h.logger, res.about, res.signed)
 	}
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
@@ -405,6 +424,37 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
 	default:
 		answer(w, res.status, answerFail)
 	}
+}
+
+// logFields are the fields of a result's log line, in one allocation: the
+// notification's, the outcome and the client's address, the reason and
+// status of a refusal, the result's own, and the handler's duration.
+func (res result) logFields(remoteIP string, duration time.Duration) []zap.Field {
+	fields := make([]zap.Field, 0, 4+2+2+len(res.fields)+1)
+	if res.about != (subject{}) {
+		fields = res.about.appendLogFields(fields)
+	}
+	fields = append(fields, zap.String("outcome", res.outcome), zap.String("remote_ip", remoteIP))
+	if res.reason != "" {
+		fields = append(fields, zap.String("reason", res.reason), zap.Int("status", res.status))
+	}
+	fields = append(fields, res.fields...)
+	return append(fields, zap.Duration("duration", duration))
+}
+
+// count adds the result to notifications_total, through the counters
+// looked up when the handler was provisioned.
+func (h *Handler) count(outcome, appID string) {
+	byOutcome, ok := h.counters[appID]
+	if !ok || appID == "" {
+		byOutcome = h.counters[otherApp]
+	}
+	if c, ok := byOutcome[outcome]; ok {
+		c.Inc()
+		return
+	}
+	// Unreachable: every outcome is in allOutcomes.
+	h.metrics.notifications.WithLabelValues(outcome, h.appLabel(appID)).Inc()
 }
 
 // appLabels are the app_id label values of the handler's configured apps
@@ -452,8 +502,20 @@ func exposeResult(r *http.Request, res result) {
 		repl.Set(placeholderAppID, res.about.appID)
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", alipay.Truncate(res.about.notifyID))))
+		extra.Set(zap.Object("alipay_notify", accessLogFields{outcome: res.outcome, notifyID: res.about.notifyID}))
 	}
+}
+
+// accessLogFields is the alipay_notify object of Caddy's access log entry:
+// {"outcome": ..., "notify_id": ...}, as zap.Dict would write it, in one
+// allocation.
+type accessLogFields struct{ outcome, notifyID string }
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (f accessLogFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("outcome", f.outcome)
+	enc.AddString("notify_id", alipay.Truncate(f.notifyID))
+	return nil
 }
 
 // clientIP is the client's address as Caddy resolved it (the trusted
@@ -471,11 +533,12 @@ func clientIP(r *http.Request) string {
 }
 
 // logSignedString logs, at DEBUG, the string a refused signature was
-// checked over: the first thing to compare when every notification fails.
-// It is built only when DEBUG is on, and is bounded by max_body.
-func logSignedString(logger *zap.Logger, about subject, signedString func() []byte) {
+// checked over (n's V1 signed string): the first thing to compare when
+// every notification fails. It is built only when DEBUG is on, and is
+// bounded by max_body.
+func logSignedString(logger *zap.Logger, about subject, n *alipay.Notification) {
 	if ce := logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
-		ce.Write(zap.ByteString("signed_string", signedString()), zap.String("notify_id", alipay.Truncate(about.notifyID)))
+		ce.Write(zap.ByteString("signed_string", n.SignedString(alipay.RuleV1)), zap.String("notify_id", alipay.Truncate(about.notifyID)))
 	}
 }
 
@@ -540,11 +603,18 @@ func readAtMost(r io.Reader, buf []byte, max int64) ([]byte, error) {
 
 // answer writes one of Alipay's two answers and nothing else.
 func answer(w http.ResponseWriter, status int, body string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	setContentHeaders(w.Header(), "text/plain; charset=utf-8", len(body))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
+}
+
+// setContentHeaders sets Content-Type and Content-Length, as Header.Set
+// would, with one array behind both values (each slice capped, so that an
+// append elsewhere reallocates rather than overwrite the other).
+func setContentHeaders(h http.Header, contentType string, length int) {
+	values := [...]string{contentType, strconv.Itoa(length)}
+	h["Content-Type"] = values[0:1:1]
+	h["Content-Length"] = values[1:2:2]
 }
 
 // Interface guards.

@@ -140,7 +140,7 @@ func outboxKey(f *forwarder, sched outbox.Schedule) (string, error) {
 		Secrets    [][]byte
 		TrustedCAs [][]byte
 		Schedule   outbox.Schedule
-	}{f.url, f.headers, f.timeout, f.signer, f.trustedCAs, sched})
+	}{f.url, f.headers, f.timeout, f.signer.keys, f.trustedCAs, sched})
 	if err != nil {
 		return "", err
 	}

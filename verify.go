@@ -158,9 +158,10 @@ type refusal struct {
 	status  int
 	outcome string
 	reason  string
-	// signedString, for a signature that does not verify, builds the
-	// string that was checked, for a DEBUG line: only when DEBUG is on.
-	signedString func() []byte
+	// signed, for a signature that does not verify, is the notification:
+	// the string that was checked (its V1 signed string) is built for a
+	// DEBUG line only when DEBUG is on (logSignedString).
+	signed *alipay.Notification
 }
 
 func refuse(status int, outcome, format string, args ...any) *refusal {
@@ -522,7 +523,7 @@ func (v *Verifier) verifySignature(res *verified) *refusal {
 			hint = "check md5_key: the partner's MD5 key (安全校验码) of the legacy mapi gateway"
 		}
 		ref.reason += "; " + hint
-		ref.signedString = func() []byte { return n.SignedString(alipay.RuleV1) }
+		ref.signed = n
 	}
 	return ref
 }
@@ -532,9 +533,9 @@ func (v *Verifier) verifySignature(res *verified) *refusal {
 func refusalFor(err error) *refusal {
 	switch {
 	case errors.Is(err, alipay.ErrNotVerified):
-		return refuse(http.StatusForbidden, outcomeBadSignature, "%v", err)
+		return &refusal{status: http.StatusForbidden, outcome: outcomeBadSignature, reason: err.Error()}
 	default:
-		return refuse(http.StatusBadRequest, outcomeBadRequest, "%v", err)
+		return &refusal{status: http.StatusBadRequest, outcome: outcomeBadRequest, reason: err.Error()}
 	}
 }
 

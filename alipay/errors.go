@@ -18,33 +18,33 @@ var (
 // Specific reasons. Each wraps ErrMalformed or ErrNotVerified.
 var (
 	// ErrEmptyBody: no parameters at all.
-	ErrEmptyBody = &Error{kind: ErrMalformed, reason: "empty body"}
+	ErrEmptyBody = newSentinel(ErrMalformed, "empty body")
 	// ErrEncoding: a malformed percent-escape, or an empty parameter name.
-	ErrEncoding = &Error{kind: ErrMalformed, reason: "malformed form encoding"}
+	ErrEncoding = newSentinel(ErrMalformed, "malformed form encoding")
 	// ErrParameterName: a name other than ASCII letters, digits and '_'.
-	ErrParameterName = &Error{kind: ErrMalformed, reason: "parameter name is not ASCII letters, digits and _"}
+	ErrParameterName = newSentinel(ErrMalformed, "parameter name is not ASCII letters, digits and _")
 	// ErrDuplicateParameter: a name sent twice.
-	ErrDuplicateParameter = &Error{kind: ErrMalformed, reason: "parameter appears more than once"}
+	ErrDuplicateParameter = newSentinel(ErrMalformed, "parameter appears more than once")
 	// ErrCharset: an unsupported charset, or a value not valid in it.
-	ErrCharset = &Error{kind: ErrMalformed, reason: "value not valid in its charset"}
+	ErrCharset = newSentinel(ErrMalformed, "value not valid in its charset")
 	// ErrNoSign: no sign parameter.
-	ErrNoSign = &Error{kind: ErrMalformed, reason: "no sign parameter"}
+	ErrNoSign = newSentinel(ErrMalformed, "no sign parameter")
 	// ErrSignType: sign_type missing or not one of RSA2, RSA, SM2 (and MD5
 	// with an MD5 key).
-	ErrSignType = &Error{kind: ErrMalformed, reason: "unsupported sign_type"}
+	ErrSignType = newSentinel(ErrMalformed, "unsupported sign_type")
 	// ErrSignEncoding: sign is not canonical standard base64.
-	ErrSignEncoding = &Error{kind: ErrMalformed, reason: "sign is not canonical base64"}
+	ErrSignEncoding = newSentinel(ErrMalformed, "sign is not canonical base64")
 	// ErrAmbiguous: the signed string that verified has another reading (a
 	// value embeds another parameter): a re-shaped notification.
-	ErrAmbiguous = &Error{kind: ErrMalformed, reason: "a value embeds another parameter"}
+	ErrAmbiguous = newSentinel(ErrMalformed, "a value embeds another parameter")
 	// ErrNotNotification: not an asynchronous notification (no notify_id,
 	// a notify_id that is not a token, or no notify_time nor
 	// utc_timestamp), such as a return_url parameter set.
-	ErrNotNotification = &Error{kind: ErrMalformed, reason: "not a notification"}
+	ErrNotNotification = newSentinel(ErrMalformed, "not a notification")
 	// ErrTime: notify_time or utc_timestamp that cannot be parsed.
-	ErrTime = &Error{kind: ErrMalformed, reason: "unparseable notify_time or utc_timestamp"}
+	ErrTime = newSentinel(ErrMalformed, "unparseable notify_time or utc_timestamp")
 	// ErrSignatureMismatch: no configured key verifies the signature.
-	ErrSignatureMismatch = &Error{kind: ErrNotVerified, reason: "signature does not verify with any configured key"}
+	ErrSignatureMismatch = newSentinel(ErrNotVerified, "signature does not verify with any configured key")
 )
 
 // Error is a refusal: its message is the reason in words, for logs, and it
@@ -54,20 +54,29 @@ type Error struct {
 	kind     error  // ErrMalformed or ErrNotVerified
 	sentinel *Error // the specific reason; nil for a sentinel itself
 	reason   string
+	// wraps backs what Unwrap returns (the sentinel, then the kind; the
+	// kind alone for a sentinel), so that errors.Is allocates nothing.
+	wraps [2]error
 }
 
 // Error returns the reason in words.
 func (e *Error) Error() string { return e.reason }
 
-// Unwrap returns the kind and the specific sentinel, for errors.Is.
+// Unwrap returns the specific sentinel and the kind, for errors.Is. The
+// slice is the error's own: callers must not change it.
 func (e *Error) Unwrap() []error {
 	if e.sentinel == nil {
-		return []error{e.kind}
+		return e.wraps[:1:1]
 	}
-	return []error{e.sentinel, e.kind}
+	return e.wraps[:2:2]
+}
+
+// newSentinel returns a specific reason of kind.
+func newSentinel(kind error, reason string) *Error {
+	return &Error{kind: kind, reason: reason, wraps: [2]error{kind}}
 }
 
 // refuse returns an error that matches sentinel, with reason as its message.
 func refuse(sentinel *Error, reason string) *Error {
-	return &Error{kind: sentinel.kind, sentinel: sentinel, reason: reason}
+	return &Error{kind: sentinel.kind, sentinel: sentinel, reason: reason, wraps: [2]error{sentinel, sentinel.kind}}
 }
