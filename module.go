@@ -101,10 +101,10 @@ type Handler struct {
 	// up once at provision rather than per request.
 	counters  map[string]map[string]prometheus.Counter
 	forwarder *forwarder
-	outbox     *pooledWorker // nil without an outbox
-	outboxKey  string
-	metrics    *metrics
-	logger     *zap.Logger
+	outbox    *pooledWorker // nil without an outbox
+	outboxKey string
+	metrics   *metrics
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
