@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -323,13 +324,18 @@ func (h *Handler) handle(r *http.Request) result {
 	if r.Method != http.MethodPost {
 		return refused(subject{}, refuse(http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method %s, notifications are POSTed", r.Method))
 	}
-	body, ref := readBody(r, h.maxBody)
+	// The body is only read by check: the notification holds a decoded
+	// copy of its parameters. So its buffer is reused.
+	buf := bodyBuffers.Get().(*[]byte)
+	body, ref := readBodyInto(r, h.maxBody, *buf)
 	if ref != nil {
+		putBodyBuffer(buf, body)
 		return refused(subject{}, ref)
 	}
 	verifyStart := time.Now()
 	v, ref := h.check(r.Context(), body)
 	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
+	putBodyBuffer(buf, body)
 	about := subjectOf(v.n)
 	if ref != nil {
 		return refused(about, ref)
@@ -407,7 +413,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result, dur
 	h.count(res.outcome, res.about.appID)
 	exposeResult(r, res)
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
-		ce.Write(res.logFields(clientIP(r), duration)...)
+		fields := logFieldBuffers.Get().(*[]zap.Field)
+		*fields = res.appendLogFields((*fields)[:0], clientIP(r), duration)
+		ce.Write(*fields...) // the encoders are done with the fields when it returns
+		clear(*fields)
+		logFieldBuffers.Put(fields)
 	}
 	if res.signed != nil {
 		logSignedString(h.logger, res.about, res.signed)
@@ -426,11 +436,13 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result, dur
 	}
 }
 
-// logFields are the fields of a result's log line, in one allocation: the
+// logFieldBuffers are reused for the fields of the log lines.
+var logFieldBuffers = sync.Pool{New: func() any { f := make([]zap.Field, 0, 24); return &f }}
+
+// appendLogFields appends the fields of a result's log line: the
 // notification's, the outcome and the client's address, the reason and
 // status of a refusal, the result's own, and the handler's duration.
-func (res result) logFields(remoteIP string, duration time.Duration) []zap.Field {
-	fields := make([]zap.Field, 0, 4+2+2+len(res.fields)+1)
+func (res result) appendLogFields(fields []zap.Field, remoteIP string, duration time.Duration) []zap.Field {
 	if res.about != (subject{}) {
 		fields = res.about.appendLogFields(fields)
 	}
@@ -561,6 +573,29 @@ func closeAfterTooLarge(w http.ResponseWriter, r *http.Request, status int) {
 // readBody reads at most limit bytes of the body; a longer body is a 413,
 // answered without reading anything when Content-Length announces it.
 func readBody(r *http.Request, limit int64) ([]byte, *refusal) {
+	return readBodyInto(r, limit, nil)
+}
+
+// bodyBuffers are the buffers of the domestic notifications' bodies, which
+// are dead once verified; buffers over maxPooledBody are not kept.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledBody = 64 << 10
+
+// putBodyBuffer returns body's buffer (grown from *buf, or *buf itself) to
+// bodyBuffers.
+func putBodyBuffer(buf *[]byte, body []byte) {
+	if cap(body) > cap(*buf) {
+		*buf = body
+	}
+	if cap(*buf) <= maxPooledBody {
+		*buf = (*buf)[:0]
+		bodyBuffers.Put(buf)
+	}
+}
+
+// readBodyInto is readBody into buf's capacity when it is enough.
+func readBodyInto(r *http.Request, limit int64, buf []byte) ([]byte, *refusal) {
 	if r.ContentLength > limit {
 		return nil, refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge, "body of %d bytes exceeds max_body %d", r.ContentLength, limit)
 	}
@@ -568,7 +603,10 @@ func readBody(r *http.Request, limit int64) ([]byte, *refusal) {
 	if r.ContentLength >= 0 {
 		size = r.ContentLength + 1 // +1 to see EOF without growing
 	}
-	body, err := readAtMost(r.Body, make([]byte, 0, size), limit+1)
+	if int64(cap(buf)) < size {
+		buf = make([]byte, 0, size)
+	}
+	body, err := readAtMost(r.Body, buf[:0], limit+1)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, outcomeBadRequest, "reading body: %v", err)
 	}
