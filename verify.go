@@ -518,15 +518,22 @@ func (v *Verifier) verifySignature(res *verified) *refusal {
 	}
 	ref := refusalFor(err)
 	if ref.outcome == outcomeBadSignature {
-		hint := alipay.WrongKeyHint
-		if res.legacy {
-			hint = "check md5_key: the partner's MD5 key (安全校验码) of the legacy mapi gateway"
+		switch {
+		case res.legacy:
+			ref.reason += "; check md5_key: the partner's MD5 key (安全校验码) of the legacy mapi gateway"
+		case err == alipay.ErrSignatureMismatch: // what every forgery gets: no concatenation per request
+			ref.reason = signatureMismatchReason
+		default:
+			ref.reason += "; " + alipay.WrongKeyHint
 		}
-		ref.reason += "; " + hint
 		ref.signed = n
 	}
 	return ref
 }
+
+// signatureMismatchReason is the reason of an RSA or SM2 signature that no
+// key verifies, with the wrong-key hint.
+var signatureMismatchReason = alipay.ErrSignatureMismatch.Error() + "; " + alipay.WrongKeyHint
 
 // refusalFor maps the protocol's errors to the answer: the one place where
 // a malformed notification becomes a 400 and one that does not verify a 403.
