@@ -3,8 +3,13 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,6 +24,7 @@ import (
 	"time"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // Antom notifications (DESIGN.md §10) through a real Caddy: every accepted
@@ -684,4 +690,62 @@ func lowerRequestTime(h http.Header) string {
 		return v[0]
 	}
 	return ""
+}
+
+// Key problems found at provisioning are configuration errors naming the
+// block and the key (caddy validate and a reload report them).
+func TestAntomConfigErrorsThroughCaddy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
+	shortKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shortDER, _ := x509.MarshalPKIXPublicKey(&shortKey.PublicKey)
+	_, sm2Path := sm2TestKey(t)
+	t.Setenv("ANTOM_EMPTY_KEY", "")
+	client := "antom " + testkit.AntomClient + " {\n"
+	tests := map[string]struct{ block, want string }{
+		"missing key file":   {client + "antom_public_key " + testkit.PublicKeyLine(t, "alipay2") + "\nantom_public_key /nonexistent/antom.pem\n}", "antom " + testkit.AntomClient + ": antom_public_key #2: neither one line of base64, a PEM block, nor a readable file"},
+		"unset env key":      {client + "antom_public_key {env.ANTOM_EMPTY_KEY}\n}", "antom " + testkit.AntomClient + ": antom_public_key #1"},
+		"an inline EC key":   {client + "antom_public_key " + base64.StdEncoding.EncodeToString(ecDER) + "\n}", "antom_public_key: malformed inline key: a *ecdsa.PublicKey"},
+		"an SM2 key file":    {client + "antom_public_key " + sm2Path + "\n}", "antom " + testkit.AntomClient + ": antom_public_key #1: Antom signs with RSA keys"},
+		"a 1024-bit RSA key": {client + "antom_public_key " + base64.StdEncoding.EncodeToString(shortDER) + "\n}", "1024-bit RSA, want at least 2048"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, fmt.Sprintf(`{
+				admin localhost:2999
+				http_port 9080
+			}
+			http://localhost:9080 {
+				alipay_notify {
+					%s
+					forward http://127.0.0.1:1
+					webhook_secret %s
+				}
+			}`, tc.block, testkit.Secret), "caddyfile", tc.want)
+		})
+	}
+	t.Run("a client twice in JSON", func(t *testing.T) {
+		line := testkit.PublicKeyLine(t, "alipay2")
+		caddytest.AssertLoadError(t, fmt.Sprintf(`{
+			"admin": {"listen": "localhost:2999"},
+			"apps": {"http": {"http_port": 9080, "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [{
+				"handler": "alipay_notify",
+				"antom": [
+					{"client_id": %[1]q, "antom_public_keys": [%[2]q]},
+					{"client_id": %[1]q, "antom_public_keys": [%[2]q]}
+				],
+				"forward": "http://127.0.0.1:1",
+				"webhook_secrets": [%[3]q]
+			}]}]}}}}
+		}`, testkit.AntomClient, line, testkit.Secret), "json", "antom "+testkit.AntomClient+": client ID given twice")
+	})
 }
