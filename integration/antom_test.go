@@ -398,7 +398,26 @@ func TestAntomThroughCaddy(t *testing.T) {
 		{name: "upstream down", path: "/down", header: signed(keyA1, "/down", testkit.AntomClient, ms, body), body: body, status: 502, outcome: "upstream_error"},
 		{name: "upstream timeout", path: "/slow", header: signed(keyA1, "/slow", testkit.AntomClient, ms, body), body: body, status: 504, outcome: "upstream_timeout", to: slow, key: key1},
 	}
-	outcomes := map[string]float64{}
+	// The notifications_total series each case adds to: its outcome, and
+	// its app_id label, the Antom client when it is one the handler
+	// serves (the domestic app for a domestic notification), else "other"
+	// (and "other" when the handler answered before reading the headers).
+	outcomes := map[[2]string]float64{}
+	metricsApp := func(tc antomCase) string {
+		if tc.text { // the one domestic notification for the app of /antom
+			if tc.path == "" && tc.status == 200 {
+				return testkit.AppID
+			}
+			return "other"
+		}
+		switch id := headerValue(tc.header, "Client-Id"); {
+		case tc.status == 405 || tc.status == 413:
+			return "other"
+		case id == testkit.AntomClient, id == testkit.AntomClient2 && tc.path == "":
+			return id
+		}
+		return "other"
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			method, path := tc.method, tc.path
@@ -409,7 +428,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 				path = "/antom"
 			}
 			reply := sendAntom(t, method, path, tc.header, tc.body)
-			outcomes[tc.outcome]++
+			outcomes[[2]string{tc.outcome, metricsApp(tc)}]++
 			logged := readAntomLog(t, logs)
 
 			wantBody, wantType := antomFailJSON, "application/json"
@@ -476,7 +495,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 		rt := zulu
 		reply := sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, rt, data), data)
 		readAntomLog(t, logs)
-		outcomes["forwarded"]++
+		outcomes[[2]string{"forwarded", testkit.AntomClient}]++
 		got := ok.Take()
 		if reply.status != 200 || reply.body != antomSuccessJSON || len(got) != 1 {
 			t.Fatalf("answer %d %s, %d webhooks", reply.status, reply.body, len(got))
@@ -506,7 +525,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 	t.Run("a pretty-printed body is forwarded compacted", func(t *testing.T) {
 		reply := sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, ms, prettyBody), prettyBody)
 		readAntomLog(t, logs)
-		outcomes["forwarded"]++
+		outcomes[[2]string{"forwarded", testkit.AntomClient}]++
 		got := ok.Take()
 		if reply.status != 200 || len(got) != 1 {
 			t.Fatalf("answer %d, %d webhooks", reply.status, len(got))
@@ -526,7 +545,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 			rt := testkit.AntomMillis(at)
 			reply := sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, rt, retry), retry)
 			readAntomLog(t, logs)
-			outcomes["forwarded"]++
+			outcomes[[2]string{"forwarded", testkit.AntomClient}]++
 			got := ok.Take()
 			if reply.status != 200 || len(got) != 1 {
 				t.Fatalf("answer %d, %d webhooks", reply.status, len(got))
@@ -544,7 +563,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 		other := testkit.AntomPayment("PAY_OTHER", now)
 		sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, ms, other), other)
 		readAntomLog(t, logs)
-		outcomes["forwarded"]++
+		outcomes[[2]string{"forwarded", testkit.AntomClient}]++
 		if got := ok.Take(); len(got) != 1 || got[0].Header.Get("webhook-id") == ids[0] {
 			t.Errorf("another notification has the same webhook-id")
 		}
@@ -552,7 +571,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 
 	t.Run("the signed content at DEBUG on a signature failure", func(t *testing.T) {
 		reply := sendAntom(t, http.MethodPost, "/antom?debug=1", good, tampered)
-		outcomes["bad_signature"]++
+		outcomes[[2]string{"bad_signature", testkit.AntomClient}]++
 		logged := readAntomLog(t, logs)
 		if reply.status != 403 || len(logged.details) != 1 {
 			t.Fatalf("answer %d, %d detail lines", reply.status, len(logged.details))
@@ -565,7 +584,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 
 	t.Run("log lines carry the notification", func(t *testing.T) {
 		reply := sendAntom(t, http.MethodPost, "/antom", good, body)
-		outcomes["forwarded"]++
+		outcomes[[2]string{"forwarded", testkit.AntomClient}]++
 		logged := readAntomLog(t, logs)
 		ok.Take()
 		if reply.status != 200 || len(logged.forwarded) != 1 {
@@ -589,7 +608,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 	t.Run("the real Antom vector verifies through Caddy, its tampered copy does not", func(t *testing.T) {
 		header := testkit.AntomHeaders(vector.ClientID, vector.RequestTime, vector.SignatureHeader)
 		reply := sendAntom(t, http.MethodPost, vector.URI, header, []byte(vector.Body))
-		outcomes["forwarded"]++
+		outcomes[[2]string{"forwarded", vector.ClientID}]++
 		readAntomLog(t, logs)
 		got := ok.Take()
 		if reply.status != 200 || reply.body != antomSuccessJSON || len(got) != 1 {
@@ -603,7 +622,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 
 		header = testkit.AntomHeaders(tamperedVector.ClientID, tamperedVector.RequestTime, tamperedVector.SignatureHeader)
 		reply = sendAntom(t, http.MethodPost, tamperedVector.URI, header, []byte(tamperedVector.Body))
-		outcomes["bad_signature"]++
+		outcomes[[2]string{"bad_signature", vector.ClientID}]++
 		logged := readAntomLog(t, logs)
 		if reply.status != 403 || reply.body != antomFailJSON || len(logged.reasons) != 1 || !strings.Contains(logged.reasons[0], mismatch) {
 			t.Errorf("tampered vector: answer %d %s, reasons %q", reply.status, reply.body, logged.reasons)
@@ -630,7 +649,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 		}
 		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		outcomes["too_large"]++
+		outcomes[[2]string{"too_large", "other"}]++
 		if resp.StatusCode != 413 || string(answer) != antomFailJSON || resp.Header.Get("Content-Type") != "application/json" || !resp.Close {
 			t.Errorf("answer %d %s (%s), close %v", resp.StatusCode, answer, resp.Header.Get("Content-Type"), resp.Close)
 		}
@@ -673,9 +692,17 @@ func TestAntomThroughCaddy(t *testing.T) {
 		}
 	})
 
-	t.Run("metrics count Antom notifications by outcome", func(t *testing.T) {
+	t.Run("metrics count Antom notifications by outcome and client", func(t *testing.T) {
 		samples := scrapeMetrics(t)
-		for outcome, n := range outcomes {
+		byOutcome := map[string]float64{}
+		for key, n := range outcomes {
+			byOutcome[key[0]] += n
+			series := `caddy_alipay_notify_notifications_total{app_id="` + key[1] + `",outcome="` + key[0] + `"}`
+			if got := samples[series]; got != n {
+				t.Errorf("%s = %v, want %v", series, got, n)
+			}
+		}
+		for outcome, n := range byOutcome {
 			if got := notificationsTotal(samples, outcome); got != n {
 				t.Errorf("notifications_total{outcome=%q} = %v, want %v", outcome, got, n)
 			}
