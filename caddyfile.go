@@ -310,7 +310,7 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 		h.Outbox, err = unmarshalOutbox(d)
 	case "antom":
 		var client AntomClient
-		if client, err = unmarshalAntom(d); err == nil {
+		if client, err = unmarshalAntom(d, h.Antom); err == nil {
 			h.Antom = append(h.Antom, client)
 			h.Verifier.otherKeys = true
 		}
@@ -320,13 +320,21 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 	return true, err
 }
 
-// unmarshalAntom parses "antom <client_id> { antom_public_key ... }".
-func unmarshalAntom(d *caddyfile.Dispenser) (AntomClient, error) {
+// unmarshalAntom parses "antom <client_id> { antom_public_key ... }";
+// earlier are the blocks already parsed.
+func unmarshalAntom(d *caddyfile.Dispenser, earlier []AntomClient) (AntomClient, error) {
 	var client AntomClient
 	if !d.NextArg() {
 		return client, d.Errf("antom needs the client ID, e.g. antom SANDBOX_5X00000000000000 { antom_public_key ... }")
 	}
 	client.ClientID = d.Val()
+	// Fix: a client's second block was refused only at provisioning,
+	// without the line (DESIGN.md §2).
+	for _, e := range earlier {
+		if e.ClientID == client.ClientID {
+			return client, d.Errf("antom %s: given twice; give one block per client ID, with all its keys (rotation) in it", client.ClientID)
+		}
+	}
 	if d.NextArg() {
 		return client, d.Errf("antom takes one client ID and a block of keys")
 	}
