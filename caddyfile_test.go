@@ -126,7 +126,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "seller_id not digits", input: "alipay_notify {\n" + minimal + "seller_id 2088abc\n}", wantErr: `seller_id "2088abc": Alipay's IDs are all digits, at Testfile:6`},
 		{name: "partner not digits", input: "alipay_notify {\npartner PID2088\nmd5_key k\nforward http://127.0.0.1:1\nwebhook_secret " + testkit.Secret + "\n}", wantErr: `partner "PID2088": Alipay's IDs are all digits, at Testfile:2`},
 		{name: "inline key damaged in copying", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:40]+"...broken"+line[60:], 1) + "}", wantErr: "alipay_public_key: malformed inline key: not valid base64: the key was damaged when copied"},
-		{name: "inline key with a character outside base64", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:100]+"#"+line[100:], 1) + "}", wantErr: "as one line), at Testfile:3"},
+		{name: "inline key with a character outside base64", input: "alipay_notify {\n" + strings.Replace(minimal, line, line[:100]+"#"+line[100:], 1) + "}", wantErr: "or Antom Dashboard), at Testfile:3"},
 		{name: "forward not a URL", input: "alipay_notify {\n" + strings.Replace(minimal, "http://127.0.0.1:8080/hook", "127.0.0.1:8080", 1) + "}", wantErr: `forward "127.0.0.1:8080": want an absolute http:// or https:// URL, at Testfile:4`},
 		{name: "bad timeout", input: "alipay_notify {\n" + minimal + "timeout soon\n}", wantErr: `"soon" is not a duration`},
 		{name: "zero timeout", input: "alipay_notify {\n" + minimal + "timeout 0s\n}", wantErr: "timeout must be positive"},

@@ -508,6 +508,9 @@ func (v *Verifier) verifySignature(res *verified) *refusal {
 		appID := n.Get("app_id")
 		ring, ok := v.rings[appID]
 		if !ok {
+			if len(v.rings) == 0 {
+				return refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q: this endpoint has no domestic Alipay keys (only antom blocks)", alipay.Truncate(appID))
+			}
 			return refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q is not one of the configured apps %v", alipay.Truncate(appID), v.appList())
 		}
 		res.match, err = ring.Verify(n)
