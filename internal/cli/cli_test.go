@@ -100,7 +100,7 @@ func TestHelp(t *testing.T) {
 	for _, cmd := range Commands() {
 		names[cmd.Name()] = true
 	}
-	for _, sub := range []string{"demo", "keygen", "webhook-secret", "sign", "send", "verify"} {
+	for _, sub := range []string{"demo", "keygen", "webhook-secret", "sign", "send", "verify", "outbox"} {
 		if !names[sub] {
 			t.Errorf("Commands() lacks %s", sub)
 		}
@@ -114,8 +114,8 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s --help lacks examples:\n%s", sub, help.stdout)
 		}
 	}
-	if len(names) != 6 {
-		t.Errorf("%d commands, want 6", len(names))
+	if len(names) != 7 {
+		t.Errorf("%d commands, want 7", len(names))
 	}
 }
 
