@@ -8,12 +8,12 @@ import (
 func TestParseHTTPRequest(t *testing.T) {
 	const body = "{\"a\": 1,\r\n \"b\": \"x\"}"
 	for _, tc := range []struct {
-		name, capture string
-		method, target  string
-		header          map[string]string
-		body            string
-		notes           []string
-		antom           bool
+		name, capture  string
+		method, target string
+		header         map[string]string
+		body           string
+		notes          []string
+		antom          bool
 	}{
 		{
 			name:    "CRLF head, body kept as is (CRLF inside)",
