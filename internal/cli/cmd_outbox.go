@@ -186,7 +186,7 @@ func printEntries(out io.Writer, entries []outbox.Entry, state outbox.State, now
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	fmt.Fprintf(out, "%d entries: %s\n", len(entries), strings.Join(parts, ", "))
+	fmt.Fprintf(out, "%d %s: %s\n", len(entries), plural(len(entries), "entry", "entries"), strings.Join(parts, ", "))
 }
 
 // cell makes a value safe for one table cell: no tabs nor line breaks,

@@ -20,11 +20,12 @@ const alipayPostContentType = "application/x-www-form-urlencoded; text/html; cha
 
 func sendCommand() *cobra.Command {
 	var o signOptions
+	var a antomOptions
 	var bodyFile string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "send [--key <private key file> --app-id <app_id> [sign flags] [<key>=<value>...] | --body <file>] <notify URL>",
-		Short: "Signs a test notification and POSTs it like Alipay, or POSTs a captured body",
+		Use:   "send [--key <private key file> --app-id <app_id> [sign flags] [<key>=<value>...] | --body <file> | --antom --key <private key file> --client-id <id> [--body <file>]] <notify URL>",
+		Short: "Signs a test notification and POSTs it like Alipay (or Antom), or POSTs a captured body",
 		Long: `Signs a notification like caddy alipay-notify sign and POSTs it to a URL the
 way Alipay does (Content-Type "` + alipayPostContentType + `"),
 then prints the answer's status and body. Point it at a running alipay_notify
@@ -38,15 +39,38 @@ arguments do not apply then.
 Exit status 0 only when the answer is 200 "success", the only answer that
 stops Alipay's retries.
 
+With --antom it signs an Antom notification like sign --antom (--key,
+--client-id, --request-time; --body is then the JSON body to sign, default
+a notifyPayment) over the URL's path and query (--uri signs another, e.g.
+the URI that a proxy in front of Caddy forwards), and POSTs it with
+Content-Type "` + antomContentType + `" and the Client-Id, Request-Time and
+Signature headers. Exit status 0 only when the answer is 200 with
+resultStatus "S", the only answer that stops Antom's retries.
+
 ` + signParamsHelp,
 		Example: `  caddy alipay-notify send --key alipay-test.key.pem --app-id 2021000000000000 http://127.0.0.1:8080/alipay/notify out_trade_no=order-1 total_amount=0.01
   caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 notify_id=retry-1 > body.txt
   caddy alipay-notify send --body body.txt http://127.0.0.1:8080/alipay/notify     # Alipay's first try
-  caddy alipay-notify send --body body.txt http://127.0.0.1:8080/alipay/notify     # its retry: the same notify_id`,
+  caddy alipay-notify send --body body.txt http://127.0.0.1:8080/alipay/notify     # its retry: the same notify_id
+  caddy alipay-notify send --antom --key alipay-test.key.pem --client-id SANDBOX_5X00000000000000 http://127.0.0.1:8080/antom/notify`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, params, err := splitSendArgs(args)
 			if err != nil {
 				return err
+			}
+			if err := a.checkFlags(cmd, params); err != nil {
+				return err
+			}
+			if a.enabled {
+				uri := a.uri
+				if uri == "" {
+					uri = requestURI(target)
+				}
+				n, err := a.build(cmd, o.key, bodyFile, uri, o.verbose)
+				if err != nil {
+					return err
+				}
+				return sendAntom(cmd, target, n, timeout)
 			}
 			var body, what string
 			if bodyFile != "" {
@@ -75,7 +99,8 @@ stops Alipay's retries.
 		},
 	}
 	o.addFlags(cmd)
-	cmd.Flags().StringVar(&bodyFile, "body", "", `send this file's content as it is ("-": stdin) instead of signing`)
+	a.addFlags(cmd)
+	cmd.Flags().StringVar(&bodyFile, "body", "", `send this file's content as it is ("-": stdin) instead of signing; with --antom, the JSON body to sign`)
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	return cmd
 }
