@@ -326,6 +326,31 @@ func TestOutboxAPIErrors(t *testing.T) {
 	}
 }
 
+// TestOutboxUnixSocket reaches an admin API on a unix socket, as caddy
+// reload does (no Origin header).
+func TestOutboxUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/alipay_notify/outbox" || r.Header.Get("Origin") != "" {
+			http.Error(w, `{"error":"unexpected"}`, http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "[]\n")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	for _, addr := range []string{"unix/" + sock, "unix/" + sock + "|0222"} {
+		if res := runCLI(t, "", "outbox", "list", "--address", addr).ok(t); res.stdout != "The outbox has no entries.\n" {
+			t.Errorf("%s: %q", addr, res.stdout)
+		}
+	}
+	runCLI(t, "", "outbox", "list", "--address", "fd/3").fails(t, "a file descriptor cannot be reached from another process")
+}
+
 func newFakeAdmin(t *testing.T) string {
 	addr := tk.FreePort(t)
 	mux := http.NewServeMux()

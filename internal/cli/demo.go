@@ -61,8 +61,9 @@ refused.
 The demo refuses to start when something already answers at --listen or
 --upstream (another Caddy would share the port, and half of what you send
 would reach it). It leaves nothing behind: Caddy's autosave.json is not
-written (persist_config off), and the temporary directory holding the
-notification bodies is removed when it stops, Ctrl-C included.`,
+written (persist_config off), nor is Caddy's data directory, and the
+temporary directory holding the notification bodies is removed when it
+stops, Ctrl-C included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), listen, upstream, once)

@@ -204,18 +204,21 @@ func assertEmpty(t *testing.T, dir string) {
 	}
 }
 
-// assertNoAutosave checks that Caddy's autosave.json was not written,
-// where Caddy would write it and under HOME.
+// assertNoAutosave checks that Caddy's autosave.json was not written, and
+// that nothing was written under HOME, XDG_CONFIG_HOME and XDG_DATA_HOME
+// (Caddy's data directory: instance.uuid, last_clean.json, locks).
 func assertNoAutosave(t *testing.T) {
 	t.Helper()
-	for _, path := range []string{
-		caddy.ConfigAutosavePath,
-		filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "caddy", "autosave.json"),
-		filepath.Join(os.Getenv("HOME"), ".config", "caddy", "autosave.json"),
-	} {
-		if _, err := os.Stat(path); err == nil {
-			t.Errorf("the demo wrote %s", path)
-		}
+	if _, err := os.Stat(caddy.ConfigAutosavePath); err == nil {
+		t.Errorf("the demo wrote %s", caddy.ConfigAutosavePath)
+	}
+	for _, env := range []string{"HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"} {
+		_ = filepath.WalkDir(os.Getenv(env), func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				t.Errorf("the demo wrote %s", path)
+			}
+			return nil
+		})
 	}
 }
 

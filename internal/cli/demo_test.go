@@ -39,7 +39,7 @@ func TestDemoConfig(t *testing.T) {
 	for _, want := range []string{
 		"default_bind 127.0.0.2\n", "http://127.0.0.2:9000 {", "forward http://127.0.0.3:9001/hooks/alipay",
 		"alipay_public_key " + vec.Key.AlipayPublicKey + "\n", "alipay_public_key " + tk.PublicKeyLine(t, "alipay") + "\n",
-		"webhook_secret " + demoSecret + "\n", "\tpersist_config off\n",
+		"webhook_secret " + demoSecret + "\n", "\tpersist_config off\n", "\tstorage_check off\n", "\tstorage_clean_interval off\n",
 	} {
 		if !strings.Contains(config, want) {
 			t.Errorf("demo configuration lacks %q:\n%s", want, config)
