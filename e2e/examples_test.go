@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +21,8 @@ import (
 // sign. Each receiver must accept a new notification (Alipay is answered
 // success), recognise Alipay's retry as a duplicate (still success), and
 // refuse a webhook signed with another secret (Alipay is answered 502 fail).
+// It must also accept an Antom notification (send --antom), whose webhook's
+// data is Antom's nested JSON, and recognise its retry.
 //
 // A language whose runtime is missing is skipped locally and fails in CI
 // (env CI set), which must install it (see .ci/run).
@@ -87,8 +91,9 @@ func testExampleReceiver(t *testing.T, lang string, cmd *exec.Cmd, startup time.
 	receiver := tk.StartProcess(t, cmd)
 	receiver.WaitFor(t, "listening on 127.0.0.1:"+port, startup)
 
-	// One site: /alipay/notify signs webhooks with the receiver's secret,
-	// /wrong/notify with another one.
+	// One site: /alipay/notify signs webhooks with the receiver's secret and
+	// verifies Antom's notifications too, /wrong/notify signs with another
+	// secret.
 	listen := tk.FreePort(t)
 	forward := "http://" + receiverAddr + "/hooks/alipay"
 	tk.RunCaddy(t, fmt.Sprintf(`{
@@ -100,6 +105,9 @@ http://%[1]s {
 	alipay_notify /alipay/notify {
 		app_id %[2]s
 		alipay_public_key %[3]s
+		antom %[7]s {
+			antom_public_key %[8]s
+		}
 		forward %[4]s
 		webhook_secret %[5]s
 	}
@@ -110,7 +118,7 @@ http://%[1]s {
 		webhook_secret %[6]s
 	}
 }
-`, listen, tk.AppID, pub, forward, secret, otherSecret), listen)
+`, listen, tk.AppID, pub, forward, secret, otherSecret, tk.AntomClient, tk.Testdata("keys", "alipay.pub.txt")), listen)
 	notifyURL, wrongURL := "http://"+listen+"/alipay/notify", "http://"+listen+"/wrong/notify"
 
 	id := "example-" + lang + "-1"
@@ -148,6 +156,31 @@ http://%[1]s {
 		t.Fatalf("GBK notification: %s", res)
 	}
 	receiver.WaitFor(t, "accepted "+gbkID+" alipay.trade_status_sync 订单-"+lang+" 0.01 TRADE_FINISHED", 10*time.Second)
+
+	// An Antom notification to the same endpoint: the webhook's data is the
+	// posted JSON object, nested (paymentAmount.value, result.resultStatus).
+	// send --antom signs a fresh Request-Time each time, and without --body
+	// a new random paymentRequestId; a --body file keeps the body, hence the
+	// webhook-id (antom_ + the first 32 hex digits of its SHA-256), as
+	// Antom's retries do: the second delivery is a duplicate.
+	antomBody := tk.AntomPayment("PAY_example-"+lang, time.Now())
+	antomFile := writeFile(t, "antom.json", string(antomBody))
+	sum := sha256.Sum256(antomBody)
+	antomID := "antom_" + hex.EncodeToString(sum[:16])
+	for _, want := range []string{
+		"accepted " + antomID + " antom.PAYMENT_RESULT PAY_example-" + lang + " 100 S",
+		"duplicate " + antomID,
+	} {
+		res := runTool(t, "", "send", "--antom", "--key", tk.Testdata("keys", "alipay.key.pem"), "--client-id", tk.AntomClient,
+			"--body", antomFile, notifyURL).mustSucceed(t)
+		if res.stdout != `200 {"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}`+"\n" {
+			t.Fatalf("Antom notification: %s", res)
+		}
+		receiver.WaitFor(t, want, 10*time.Second)
+	}
+	if n := receiver.Count(antomID); n != 2 {
+		t.Errorf("the receiver logged %s %d times, want 2:\n%s", antomID, n, strings.Join(receiver.Output(), "\n"))
+	}
 }
 
 // TestNodeInterop puts the built plugin in front of examples/node, which
