@@ -69,8 +69,8 @@ function handle(req, res, raw) {
   } catch {
     event = null;
   }
-  if (!event || typeof event !== 'object') {
-    // Signed by the plugin yet not a JSON object: a retry would not fix it.
+  if (!event || typeof event !== 'object' || (event.data != null && typeof event.data !== 'object')) {
+    // Signed by the plugin yet not a JSON object (with an object as data): a retry would not fix it.
     log(`rejected ${id} malformed payload`);
     return reply(res, 400, 'malformed payload');
   }
