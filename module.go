@@ -189,9 +189,7 @@ func (h *Handler) Cleanup() error {
 		h.forwarder.close()
 	}
 	if h.outbox != nil {
-		h.metrics.outbox.remove(h.outbox.worker)
-		_, err := outboxWorkers.Delete(h.outboxKey)
-		return err
+		return h.cleanupOutbox()
 	}
 	return nil
 }
@@ -249,7 +247,10 @@ func (h *Handler) handle(r *http.Request) result {
 func (h *Handler) forward(r *http.Request, v verified, fields []zap.Field) result {
 	n := v.n
 	id := n.Get("notify_id")
-	if h.outbox != nil && h.deliveredEarlier(r.Context(), id) {
+	// The outbox's storage errors go on this notification's one log line
+	// (obx.annotate), not on lines of their own (DESIGN §9).
+	var obx outboxNote
+	if h.outbox != nil && h.deliveredEarlier(r.Context(), id, &obx) {
 		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: the outbox delivered it earlier", fields: fields}
 	}
@@ -260,24 +261,24 @@ func (h *Handler) forward(r *http.Request, v verified, fields []zap.Field) resul
 	if sent.err != nil {
 		fields = append(fields, zap.Error(sent.err))
 	}
-	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), id, eventType(n), body, sent) {
+	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), id, eventType(n), body, sent, &obx) {
 		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
 			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields}
 	}
 	switch {
 	case sent.accepted():
-		return result{status: http.StatusOK, outcome: outcomeForwarded, n: n, level: zapcore.InfoLevel,
-			message: "notification forwarded", fields: fields}
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeForwarded, n: n, level: zapcore.InfoLevel,
+			message: "notification forwarded", fields: fields})
 	case sent.timedOut:
-		return result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, n: n, level: zapcore.WarnLevel,
+		return obx.annotate(result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, n: n, level: zapcore.WarnLevel,
 			message: "upstream did not answer within timeout; Alipay will retry",
-			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))}
+			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))})
 	case sent.err != nil:
-		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
-			message: "upstream unreachable; Alipay will retry", fields: fields}
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
+			message: "upstream unreachable; Alipay will retry", fields: fields})
 	default:
-		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
-			message: "upstream did not accept the notification; Alipay will retry", fields: fields}
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
+			message: "upstream did not accept the notification; Alipay will retry", fields: fields})
 	}
 }
 
