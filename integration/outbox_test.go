@@ -704,12 +704,35 @@ func TestOutboxReloadThroughCaddy(t *testing.T) {
 		sentBefore[id] = upstream.Count(id)
 	}
 	// Reload twice while every entry is pending: a config with one more
-	// route, then the same config forced.
+	// route that also logs to another file (Caddy closes the first one),
+	// then the same config forced.
+	first := c.logs
+	c.logs = &caddyLogFile{path: filepath.Join(t.TempDir(), "caddy-reloaded.log")}
 	c.load(t, outboxSite(block, `respond /other "other" 200`))
 	c.forceReload(t)
+	first.entries(t) // what the first file got until now
 	upstream.Behave(testkit.Status(http.StatusOK, 0))
 	for _, id := range ids {
 		waitEntryState(t, id, "delivered", 2*time.Second+3*time.Second)
+	}
+	// The worker, which outlived the first config, logs where the config
+	// in force logs.
+	delivered := map[string]bool{}
+	for _, e := range c.logs.entries(t) {
+		if e["msg"] == "outbox delivery" && e["result"] == "accepted" {
+			delivered[fmt.Sprint(e["id"])] = true
+			if e["logger"] != "http.handlers.alipay_notify.outbox" {
+				t.Errorf("delivery logged by %v", e["logger"])
+			}
+		}
+	}
+	if len(delivered) != n {
+		t.Errorf("the log file in force shows %d outbox deliveries, want %d", len(delivered), n)
+	}
+	for _, e := range first.entries(t) {
+		if e["msg"] == "outbox delivery" {
+			t.Errorf("an outbox delivery logged to the unloaded config's file: %v", e)
+		}
 	}
 	time.Sleep(2 * time.Second) // a few more scans: no second delivery
 	for _, id := range ids {
@@ -743,6 +766,11 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 	storage := t.TempDir()
 	startOutboxCaddy(t, storage, outboxSite(
 		notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 1s\n}"),
+		// The same settings: the same worker, whose deliveries count once.
+		notifyBlock(t, "/notify-too", upstream.URL, "outbox {\n retry 1s\n}"),
+		// The same forward URL, other settings: another worker on the same
+		// outbox (namespace), whose entries count once.
+		notifyBlock(t, "/notify-other", upstream.URL, "timeout 9s\noutbox {\n retry 1s\n}"),
 		notifyBlock(t, "/hanging", hanging.URL, "timeout 300ms\noutbox {\n retry 1s\n give_up 1500ms\n}"),
 		notifyBlock(t, "/closed", closed.URL(), "outbox {\n retry 1s\n give_up 1500ms\n}"),
 	))
@@ -787,13 +815,25 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 	waitMetric(`caddy_alipay_notify_outbox_oldest_pending_seconds`, func(v float64) bool { return v > 0 }, "> 0")
 	waitMetric(`caddy_alipay_notify_outbox_deliveries_total{result="refused"}`, func(v float64) bool { return v >= 1 }, "≥ 1")
 
+	time.Sleep(2 * time.Second) // every worker has scanned since
+	if v := scrapeMetrics(t)[`caddy_alipay_notify_outbox_entries{state="pending"}`]; v != 1 {
+		t.Errorf(`outbox_entries{state="pending"} = %v for one entry seen by two workers, want 1`, v)
+	}
 	upstream.Behave(testkit.Status(http.StatusOK, 0))
 	waitMetric(`caddy_alipay_notify_outbox_entries{state="delivered"}`, is(1), "1")
 	waitMetric(`caddy_alipay_notify_outbox_entries{state="pending"}`, is(0), "0")
 	waitMetric(`caddy_alipay_notify_outbox_oldest_pending_seconds`, is(0), "0")
 	waitMetric(`caddy_alipay_notify_outbox_deliveries_total{result="accepted"}`, is(1), "1")
+	time.Sleep(1500 * time.Millisecond)
+	if v := scrapeMetrics(t)[`caddy_alipay_notify_outbox_deliveries_total{result="accepted"}`]; v != 1 {
+		t.Errorf(`outbox_deliveries_total{result="accepted"} = %v for one delivery, want 1`, v)
+	}
+	if n := upstream.Count("obx-metrics"); n < 2 {
+		t.Errorf("upstream received %d webhooks obx-metrics", n)
+	}
 	notify(t, "/notify", testkit.Genuine(t, "obx-metrics"), http.StatusOK, "success", "delivered_earlier")
-	waitMetric(`caddy_alipay_notify_notifications_total{outcome="delivered_earlier"}`, is(1), "1")
+	notify(t, "/notify-other", testkit.Genuine(t, "obx-metrics"), http.StatusOK, "success", "delivered_earlier")
+	waitMetric(`caddy_alipay_notify_notifications_total{outcome="delivered_earlier"}`, is(2), "2")
 
 	notify(t, "/hanging", testkit.Genuine(t, "obx-metrics-timeout"), http.StatusGatewayTimeout, "fail", "upstream_timeout")
 	notify(t, "/closed", testkit.Genuine(t, "obx-metrics-closed"), http.StatusBadGateway, "fail", "upstream_error")
