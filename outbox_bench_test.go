@@ -26,12 +26,13 @@ import (
 //   - accepted: the happy path, the upstream answers 204 (the real vector,
 //     one notify_id). With the outbox, two index lookups and no storage
 //     access: the difference is the outbox's cost on the happy path.
+//
 //   - refused: the failure path, the upstream answers 503; every
 //     notification has a notify_id of its own (pre-signed, outside the
 //     timer), so with the outbox each one writes a new entry, fsynced,
 //     before the answer. The difference is the failure path's cost.
 //
-//	go test -run '^$' -bench 'BenchmarkHandlerOutbox' -benchmem .
+//     go test -run '^$' -bench 'BenchmarkHandlerOutbox' -benchmem .
 func BenchmarkHandlerOutbox(b *testing.B) {
 	vec := testkit.LoadVector(b, "trade-rsa2-production.json")
 	var status atomic.Int64
