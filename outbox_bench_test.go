@@ -20,19 +20,17 @@ import (
 )
 
 // BenchmarkHandlerOutbox is BenchmarkHandler's whole ServeHTTP path with and
-// without an outbox (file_system storage in a temporary folder, or under
-// $OUTBOX_BENCH_DIR):
+// without an outbox (file_system storage in a temporary folder):
 //
-//   - accepted: the happy path, the upstream answers 204 (the real vector,
-//     one notify_id). With the outbox, two index lookups and no storage
-//     access: the difference is the outbox's cost on the happy path.
+//	go test -run '^$' -bench 'BenchmarkHandlerOutbox' -benchmem .
 //
-//   - refused: the failure path, the upstream answers 503; every
-//     notification has a notify_id of its own (pre-signed, outside the
-//     timer), so with the outbox each one writes a new entry, fsynced,
-//     before the answer. The difference is the failure path's cost.
-//
-//     go test -run '^$' -bench 'BenchmarkHandlerOutbox' -benchmem .
+// "accepted" is the happy path, the upstream answers 204 (the real vector,
+// one notify_id): with the outbox, two index lookups and no storage access;
+// the difference is the outbox's cost on the happy path. "refused" is the
+// failure path, the upstream answers 503; every notification has a
+// notify_id of its own (pre-signed, outside the timer), so with the outbox
+// each one writes a new entry, fsynced, before the answer; the difference
+// is the failure path's cost.
 func BenchmarkHandlerOutbox(b *testing.B) {
 	vec := testkit.LoadVector(b, "trade-rsa2-production.json")
 	var status atomic.Int64
