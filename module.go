@@ -262,8 +262,8 @@ func (h *Handler) forward(r *http.Request, v verified, fields []zap.Field) resul
 		fields = append(fields, zap.Error(sent.err))
 	}
 	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), id, eventType(n), body, sent, &obx) {
-		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
-			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields}
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
+			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields})
 	}
 	switch {
 	case sent.accepted():
