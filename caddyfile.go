@@ -2,6 +2,7 @@ package alipaynotify
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -48,9 +49,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		webhook_secret    <whsec_...> [<whsec_...>]
 //		timeout           <duration>
 //		header_up         <field> <value>
+//		trusted_ca        <pem file>...
 //		forward_status    <trade_status>...
 //		max_age           <duration>|off
 //		max_body          <size>
+//		antom <client_id> {
+//			antom_public_key <base64 | PEM | path>
+//		}
 //		outbox {
 //			retry   <duration>...
 //			give_up <duration>
@@ -63,7 +68,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // once. forward and webhook_secret are required, and keys: app_id with
 // alipay_public_key or alipay_cert, app blocks, or partner with md5_key.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	missing, err := parseBlock(d, func(name string) (bool, error) {
+	missing, err := parseBlock(d, notifySubdirectives, func(name string) (bool, error) {
 		if handled, err := h.Verifier.unmarshalSubdirective(d, name); handled || err != nil {
 			return true, err
 		}
@@ -88,7 +93,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // matcher, each subdirective once unless repeatable, an unknown one an
 // error. It returns a function that makes an error pointing at the
 // directive's line, for what the block as a whole lacks.
-func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled bool, err error)) (func(string) error, error) {
+func parseBlock(d *caddyfile.Dispenser, known []string, subdirective func(name string) (handled bool, err error)) (func(string) error, error) {
 	d.Next() // the directive's name
 	directive, file, line := d.Val(), d.File(), d.Line()
 	if d.NextArg() {
@@ -106,7 +111,10 @@ func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled 
 			return nil, err
 		}
 		if !handled {
-			return nil, d.Errf("unknown subdirective %q (see the README for the list of %s subdirectives)", name, directive)
+			if guess := closest(name, known); guess != "" {
+				return nil, d.Errf("unknown subdirective %q; did you mean %q?", name, guess)
+			}
+			return nil, d.Errf("unknown subdirective %q (%s takes: %s)", name, directive, strings.Join(known, ", "))
 		}
 	}
 	return func(what string) error {
@@ -114,10 +122,50 @@ func parseBlock(d *caddyfile.Dispenser, subdirective func(name string) (handled 
 	}, nil
 }
 
+// The subdirectives of each directive, for "did you mean".
+var (
+	verifierSubdirectives = []string{"app_id", "alipay_public_key", "alipay_cert", "alipay_root_cert", "app",
+		"partner", "md5_key", "notify_verify", "seller_id", "max_age", "max_body"}
+	notifySubdirectives = append(slices.Clone(verifierSubdirectives),
+		"forward", "webhook_secret", "timeout", "header_up", "forward_status", "trusted_ca", "antom", "outbox")
+)
+
+// closest returns the known name within two edits of name (a typo), or "".
+func closest(name string, known []string) string {
+	best, bestDistance := "", 3
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestDistance {
+			best, bestDistance = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
 // repeatable subdirectives accumulate; every other one may appear once.
 var repeatable = map[string]bool{
 	"app_id": true, "seller_id": true, "alipay_public_key": true, "alipay_cert": true,
-	"app": true, "header_up": true, "forward_status": true,
+	"app": true, "header_up": true, "forward_status": true, "antom": true, "trusted_ca": true,
 }
 
 // unmarshalSubdirective parses the subdirectives shared with every directive
@@ -173,7 +221,7 @@ func (k *KeySource) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (
 	case "alipay_public_key":
 		var key string
 		if key, err = singleArg(d); err == nil {
-			err = checkLiteralKey(d, key)
+			err = checkLiteralKey(d, "alipay_public_key", key)
 			k.AlipayPublicKeys = append(k.AlipayPublicKeys, key)
 		}
 	case "alipay_cert":
@@ -256,12 +304,49 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 		h.HeaderUp.Add(args[0], args[1])
 	case "forward_status":
 		h.ForwardStatus, err = appendArgs(d, h.ForwardStatus)
+	case "trusted_ca":
+		h.TrustedCA, err = appendArgs(d, h.TrustedCA)
 	case "outbox":
 		h.Outbox, err = unmarshalOutbox(d)
+	case "antom":
+		var client AntomClient
+		if client, err = unmarshalAntom(d); err == nil {
+			h.Antom = append(h.Antom, client)
+			h.Verifier.otherKeys = true
+		}
 	default:
 		return false, nil
 	}
 	return true, err
+}
+
+// unmarshalAntom parses "antom <client_id> { antom_public_key ... }".
+func unmarshalAntom(d *caddyfile.Dispenser) (AntomClient, error) {
+	var client AntomClient
+	if !d.NextArg() {
+		return client, d.Errf("antom needs the client ID, e.g. antom SANDBOX_5X00000000000000 { antom_public_key ... }")
+	}
+	client.ClientID = d.Val()
+	if d.NextArg() {
+		return client, d.Errf("antom takes one client ID and a block of keys")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "antom_public_key" {
+			return client, d.Errf("%q in antom %s: an antom block holds only antom_public_key; policy goes at the top level", d.Val(), client.ClientID)
+		}
+		key, err := singleArg(d)
+		if err != nil {
+			return client, err
+		}
+		if err := checkLiteralKey(d, "antom_public_key", key); err != nil {
+			return client, err
+		}
+		client.AntomPublicKeys = append(client.AntomPublicKeys, key)
+	}
+	if len(client.AntomPublicKeys) == 0 {
+		return client, d.Errf("antom %s: no key; give antom_public_key in its block", client.ClientID)
+	}
+	return client, nil
 }
 
 // unmarshalOutbox parses "outbox [{ retry ...; give_up ...; keep ... }]";
@@ -354,6 +439,9 @@ func appendIDs(d *caddyfile.Dispenser, list []string) ([]string, error) {
 func singleArg(d *caddyfile.Dispenser) (string, error) {
 	name := d.Val()
 	args := d.RemainingArgs()
+	if len(args) > 1 && strings.HasPrefix(args[0], "-----BEGIN") {
+		return "", d.Errf("%s: a PEM block spans several lines; give the path of a file that holds it, or wrap it in backticks: %s `-----BEGIN ...`", name, name)
+	}
 	if len(args) != 1 {
 		return "", d.Errf("%s takes exactly one value, got %d", name, len(args))
 	}
@@ -405,7 +493,7 @@ func parseSize(d *caddyfile.Dispenser) (int64, error) {
 // looks like an inline key rather than a path (see looksLikeInlineKey) is
 // checked here, so that a damaged paste is reported as a malformed key at
 // its line, not as a missing file.
-func checkLiteralKey(d *caddyfile.Dispenser, key string) error {
+func checkLiteralKey(d *caddyfile.Dispenser, subdirective, key string) error {
 	if hasPlaceholder(key) {
 		return nil
 	}
@@ -414,7 +502,7 @@ func checkLiteralKey(d *caddyfile.Dispenser, key string) error {
 		return nil // a path
 	}
 	if _, err := alipay.LoadPublicKey(key); err != nil {
-		return d.Errf("alipay_public_key: malformed inline key: %v", err)
+		return d.Errf("%s: malformed inline key: %v", subdirective, err)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -150,31 +152,43 @@ func (s webhookSigner) signature(id string, timestamp int64, body []byte) string
 
 // forwarder posts verified notifications to the upstream.
 type forwarder struct {
+	upstream
+	client *http.Client
+}
+
+// upstream is everything that shapes a webhook delivery.
+type upstream struct {
 	url     string
 	headers http.Header
 	timeout time.Duration
 	signer  webhookSigner
-	client  *http.Client
+	// trustedCAs are the PEM certificates of trusted_ca (none: the
+	// system's roots only).
+	trustedCAs [][]byte
 }
 
-func newForwarder(url string, headers http.Header, timeout time.Duration, signer webhookSigner) *forwarder {
+func newForwarder(u upstream) *forwarder {
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: u.timeout, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          128,
 		MaxIdleConnsPerHost:   64, // Alipay bursts at the top of the retry schedule
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   timeout,
+		TLSHandshakeTimeout:   u.timeout,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &forwarder{
-		url:     url,
-		headers: headers,
-		timeout: timeout,
-		signer:  signer,
-		client:  newNoRedirectClient(transport),
+	if len(u.trustedCAs) > 0 {
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		for _, pem := range u.trustedCAs {
+			roots.AppendCertsFromPEM(pem)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
+	return &forwarder{upstream: u, client: newNoRedirectClient(transport)}
 }
 
 // forwardResult is what the upstream did with a webhook.

@@ -73,11 +73,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		v, ref = g.check(r.Context(), signed)
 	}
 	if ref != nil {
-		g.logger.Warn("request refused", notificationFields(v.n,
+		g.logger.Warn("request refused", subjectOf(v.n).logFields(
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
-			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)))...)
+			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)), zap.String("remote_ip", clientIP(r)))...)
 		if ref.signedString != nil {
-			logSignedString(g.logger, v.n, ref.signedString)
+			logSignedString(g.logger, subjectOf(v.n), ref.signedString)
 		}
 		if ref.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, HEAD, POST")
@@ -88,8 +88,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	passOn(r, v.n)
 	if ce := g.logger.Check(zapcore.InfoLevel, "request verified"); ce != nil {
-		ce.Write(notificationFields(v.n, zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
-			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.Duration("duration", time.Since(start)))...)
+		ce.Write(subjectOf(v.n).logFields(zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
+			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.String("remote_ip", clientIP(r)), zap.Duration("duration", time.Since(start)))...)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -178,7 +178,7 @@ func parseGateCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		max_body          <size>
 //	}
 func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	missing, err := parseBlock(d, func(name string) (bool, error) {
+	missing, err := parseBlock(d, verifierSubdirectives, func(name string) (bool, error) {
 		return g.Verifier.unmarshalSubdirective(d, name)
 	})
 	if err != nil {

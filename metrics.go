@@ -30,15 +30,23 @@ type metrics struct {
 	outbox           *outboxCollector
 }
 
+// otherApp is the app_id label of every notification that is not for a
+// configured app or Antom client (a forgery, a request that could not be
+// parsed, a legacy MD5 notification, which carries no app_id): the label's
+// values stay bounded by the configuration.
+const otherApp = "other"
+
 // newMetrics registers the collectors on registry, or reuses those already
 // there: every alipay_notify handler of a config shares them, and Caddy
-// gives each config load a new registry, so a reload starts clean.
-func newMetrics(registry prometheus.Registerer) (*metrics, error) {
+// gives each config load a new registry, so a reload starts clean. apps are
+// the handler's app IDs and Antom client IDs, whose series are created at
+// zero with every outcome.
+func newMetrics(registry prometheus.Registerer, apps []string) (*metrics, error) {
 	const namespace, subsystem = "caddy", "alipay_notify"
 	notifications, err := registerOrReuse(registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: subsystem, Name: "notifications_total",
-		Help: "Alipay notifications handled, by outcome.",
-	}, []string{"outcome"}))
+		Help: "Alipay notifications handled, by outcome and app (app_id or Antom client ID; \"other\" for any other).",
+	}, []string{"outcome", "app_id"}))
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +78,9 @@ func newMetrics(registry prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	for _, outcome := range allOutcomes {
-		notifications.WithLabelValues(outcome)
+		for _, app := range append(apps, otherApp) {
+			notifications.WithLabelValues(outcome, app)
+		}
 	}
 	for _, result := range outboxResults {
 		deliveries.WithLabelValues(string(result))

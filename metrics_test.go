@@ -10,18 +10,18 @@ import (
 // the alipay_notify samples, keyed by "name{labels}".
 func TestMetricsRegistrationIsReloadSafe(t *testing.T) {
 	registry := prometheus.NewPedanticRegistry()
-	first, err := newMetrics(registry)
+	first, err := newMetrics(registry, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := newMetrics(registry) // a second handler in the same config
+	second, err := newMetrics(registry, nil) // a second handler in the same config
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.notifications != second.notifications || first.upstreamDuration != second.upstreamDuration || first.outbox != second.outbox {
 		t.Fatal("a second registration did not reuse the collectors")
 	}
-	second.notifications.WithLabelValues(outcomeForwarded).Inc()
+	second.notifications.WithLabelValues(outcomeForwarded, otherApp).Inc()
 	families, err := registry.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -7,11 +7,14 @@ package alipaynotify
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/antom"
 )
 
 func init() {
@@ -75,15 +79,27 @@ type Handler struct {
 	// always forwarded.
 	ForwardStatus []string `json:"forward_status,omitempty"`
 
+	// TrustedCA are files of PEM CA certificates trusted, besides the
+	// system's roots, for an https:// Forward whose certificate a private CA
+	// issued. Accepts placeholders.
+	TrustedCA []string `json:"trusted_ca,omitempty"`
+
+	// Antom lists the Antom (cross-border) clients whose notifications this
+	// endpoint verifies: a request with a Signature header is one
+	// (DESIGN.md §10). An endpoint may serve Antom and domestic
+	// notifications alike.
+	Antom []AntomClient `json:"antom,omitempty"`
+
 	// Outbox, when set, keeps the notifications the upstream did not accept
 	// in Caddy's storage and redelivers them (see Outbox). Off by default.
 	Outbox *Outbox `json:"outbox,omitempty"`
 
-	forwarder *forwarder
-	outbox    *pooledWorker // nil without an outbox
-	outboxKey string
-	metrics   *metrics
-	logger    *zap.Logger
+	antomRings map[string]*antom.KeyRing // by client ID
+	forwarder  *forwarder
+	outbox     *pooledWorker // nil without an outbox
+	outboxKey  string
+	metrics    *metrics
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,15 +120,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.Verifier.gatewayTimeout = timeout
 	h.Verifier.notificationsOnly = true
+	h.Verifier.otherKeys = len(h.Antom) > 0
 	if err := h.Verifier.provision(h.logger); err != nil {
+		return err
+	}
+	if err := h.provisionAntom(); err != nil {
 		return err
 	}
 	if h.Forward == "" {
 		return errors.New("forward is required: the URL of the upstream that receives verified notifications")
 	}
-	forward, err := caddy.NewReplacer().ReplaceOrErr(h.Forward, true, true)
+	forward, err := resolve(caddy.NewReplacer(), h.Forward, "forward")
 	if err != nil {
-		return fmt.Errorf("forward: %w", err)
+		return err
 	}
 	if err := checkHTTPURL("forward", forward); err != nil {
 		return err
@@ -125,10 +145,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.appLabels()); err != nil {
 		return err
 	}
-	h.forwarder = newForwarder(forward, headers, timeout, signer)
+	trustedCAs, err := h.loadTrustedCAs()
+	if err != nil {
+		return err
+	}
+	h.forwarder = newForwarder(upstream{url: forward, headers: headers, timeout: timeout, signer: signer, trustedCAs: trustedCAs})
 	if h.Outbox != nil {
 		return h.provisionOutbox(ctx, h.forwarder)
 	}
@@ -145,9 +169,9 @@ func (h *Handler) provisionSecrets() (webhookSigner, error) {
 	repl := caddy.NewReplacer()
 	var signer webhookSigner
 	for i, value := range h.WebhookSecrets {
-		secret, err := repl.ReplaceOrErr(value, true, true)
+		secret, err := resolve(repl, value, fmt.Sprintf("webhook_secret #%d", i+1))
 		if err != nil {
-			return nil, fmt.Errorf("webhook_secret #%d: %w", i+1, err)
+			return nil, err
 		}
 		key, err := parseWebhookSecret(strings.TrimSpace(secret))
 		if err != nil {
@@ -156,6 +180,29 @@ func (h *Handler) provisionSecrets() (webhookSigner, error) {
 		signer = append(signer, key)
 	}
 	return signer, nil
+}
+
+// loadTrustedCAs reads trusted_ca: each file must hold at least one PEM
+// certificate.
+func (h *Handler) loadTrustedCAs() ([][]byte, error) {
+	repl := caddy.NewReplacer()
+	var out [][]byte
+	for i, value := range h.TrustedCA {
+		label := fmt.Sprintf("trusted_ca #%d", i+1)
+		path, err := resolve(repl, value, label)
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", label, path)
+		}
+		out = append(out, data)
+	}
+	return out, nil
 }
 
 // reservedHeaders are set by the forwarder itself; header_up cannot change them.
@@ -196,21 +243,29 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP answers one notification. It never calls next: alipay_notify is
 // a terminal handler, and it never returns an error, because the answer to
-// Alipay must be exactly "success" or "fail", not an error page.
+// Alipay must be exactly "success" or "fail" (Antom: its JSON result), not
+// an error page. A request with a Signature header is an Antom notification
+// (DESIGN.md §10), whatever its method; any other a domestic one.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	start := time.Now()
-	res := h.handle(r)
+	var res result
+	if isAntom(r) {
+		res = h.handleAntom(r)
+	} else {
+		res = h.handle(r)
+	}
 	res.fields = append(res.fields, zap.Duration("duration", time.Since(start)))
 	h.finish(w, r, res)
 	return nil
 }
 
-// result is how one notification ended: the answer to Alipay, and what is
-// logged, counted and exposed as placeholders.
+// result is how one notification ended: the answer, and what is logged,
+// counted and exposed as placeholders.
 type result struct {
 	status  int
 	outcome string
-	n       *alipay.Notification // nil when the body was not parsed
+	about   subject // zero when the body was not parsed
+	antom   bool    // answered with Antom's JSON
 	message string
 	level   zapcore.Level
 	fields  []zap.Field
@@ -219,71 +274,111 @@ type result struct {
 	signedString func() []byte
 }
 
+// subject is what a notification is about, for logs, placeholders and the
+// access log: raw values from the request, cut to 128 bytes when shown.
+type subject struct {
+	notifyID, appID, outTradeNo, tradeStatus string
+}
+
+// subjectOf describes a domestic notification (nil: not parsed).
+func subjectOf(n *alipay.Notification) subject {
+	if n == nil {
+		return subject{}
+	}
+	return subject{notifyID: n.Get("notify_id"), appID: n.Get("app_id"), outTradeNo: n.Get("out_trade_no"), tradeStatus: n.Get("trade_status")}
+}
+
+// logFields are the fields that identify a notification in logs, each cut
+// to 128 bytes (DESIGN.md §7).
+func (s subject) logFields(extra ...zap.Field) []zap.Field {
+	if s == (subject{}) {
+		return extra
+	}
+	fields := make([]zap.Field, 0, 4+len(extra))
+	fields = append(fields,
+		zap.String("notify_id", alipay.Truncate(s.notifyID)),
+		zap.String("app_id", alipay.Truncate(s.appID)),
+		zap.String("out_trade_no", alipay.Truncate(s.outTradeNo)),
+		zap.String("trade_status", alipay.Truncate(s.tradeStatus)),
+	)
+	return append(fields, extra...)
+}
+
 func (h *Handler) handle(r *http.Request) result {
 	if r.Method != http.MethodPost {
-		return refused(nil, refuse(http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method %s, notifications are POSTed", r.Method))
+		return refused(subject{}, refuse(http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method %s, notifications are POSTed", r.Method))
 	}
 	body, ref := readBody(r, h.maxBody)
 	if ref != nil {
-		return refused(nil, ref)
+		return refused(subject{}, ref)
 	}
 	verifyStart := time.Now()
 	v, ref := h.check(r.Context(), body)
 	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
+	about := subjectOf(v.n)
 	if ref != nil {
-		return refused(v.n, ref)
+		return refused(about, ref)
 	}
-	fields := []zap.Field{zap.String("rule", string(v.match.Rule)), zap.String("key", v.match.Key)}
+	fields := []zap.Field{
+		zap.String("trade_no", alipay.Truncate(v.n.Get("trade_no"))),
+		zap.String("total_amount", alipay.Truncate(v.n.Get("total_amount"))),
+		zap.String("rule", string(v.match.Rule)), zap.String("key", v.match.Key),
+	}
 	if status := v.n.Get("trade_status"); status != "" && len(h.ForwardStatus) > 0 && !slices.Contains(h.ForwardStatus, status) {
-		return result{status: http.StatusOK, outcome: outcomeFiltered, n: v.n, level: zapcore.InfoLevel,
+		return result{status: http.StatusOK, outcome: outcomeFiltered, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: trade_status not in forward_status", fields: fields}
 	}
-	return h.forward(r, v, fields)
+	// alipay_notify accepts only notifications, which state when they were
+	// sent (CheckNotification), so v.sentAt is set.
+	wh := webhook{id: v.n.Get("notify_id"), typ: eventType(v.n), body: webhookBody(v.n, v.sentAt)}
+	return h.deliver(r, wh, about, fields)
 }
 
-// forward sends the verified notification upstream; the answer to Alipay is
-// what the upstream did. alipay_notify accepts only notifications, which
-// state when they were sent (CheckNotification), so v.sentAt is set.
-func (h *Handler) forward(r *http.Request, v verified, fields []zap.Field) result {
-	n := v.n
-	id := n.Get("notify_id")
+// webhook is what is sent upstream: its id, type and exact body.
+type webhook struct {
+	id, typ string
+	body    []byte
+}
+
+// deliver sends a verified notification's webhook upstream, through the
+// outbox when there is one; the answer is what the upstream did.
+func (h *Handler) deliver(r *http.Request, wh webhook, about subject, fields []zap.Field) result {
 	// The outbox's storage errors go on this notification's one log line
 	// (obx.annotate), not on lines of their own (DESIGN §9).
 	var obx outboxNote
-	if h.outbox != nil && h.deliveredEarlier(r.Context(), id, &obx) {
-		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
+	if h.outbox != nil && h.deliveredEarlier(r.Context(), wh.id, &obx) {
+		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: the outbox delivered it earlier", fields: fields}
 	}
-	body := webhookBody(n, v.sentAt)
-	sent := h.forwarder.send(context.WithoutCancel(r.Context()), id, body)
+	sent := h.forwarder.send(context.WithoutCancel(r.Context()), wh.id, wh.body)
 	h.metrics.upstreamDuration.Observe(sent.duration.Seconds())
 	fields = append(fields, zap.Int("upstream_status", sent.status), zap.Duration("upstream_duration", sent.duration))
 	if sent.err != nil {
 		fields = append(fields, zap.Error(sent.err))
 	}
-	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), id, eventType(n), body, sent, &obx) {
-		return obx.annotate(result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, n: n, level: zapcore.InfoLevel,
+	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), wh.id, wh.typ, wh.body, sent, &obx) {
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields})
 	}
 	switch {
 	case sent.accepted():
-		return obx.annotate(result{status: http.StatusOK, outcome: outcomeForwarded, n: n, level: zapcore.InfoLevel,
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeForwarded, about: about, level: zapcore.InfoLevel,
 			message: "notification forwarded", fields: fields})
 	case sent.timedOut:
-		return obx.annotate(result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, n: n, level: zapcore.WarnLevel,
+		return obx.annotate(result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, about: about, level: zapcore.WarnLevel,
 			message: "upstream did not answer within timeout; Alipay will retry",
 			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))})
 	case sent.err != nil:
-		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
 			message: "upstream unreachable; Alipay will retry", fields: fields})
 	default:
-		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, n: n, level: zapcore.WarnLevel,
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
 			message: "upstream did not accept the notification; Alipay will retry", fields: fields})
 	}
 }
 
-func refused(n *alipay.Notification, ref *refusal) result {
-	return result{status: ref.status, outcome: ref.outcome, n: n, level: zapcore.WarnLevel,
+func refused(about subject, ref *refusal) result {
+	return result{status: ref.status, outcome: ref.outcome, about: about, level: zapcore.WarnLevel,
 		message: "notification refused", fields: []zap.Field{zap.String("reason", ref.reason), zap.Int("status", ref.status)},
 		signedString: ref.signedString}
 }
@@ -291,71 +386,97 @@ func refused(n *alipay.Notification, ref *refusal) result {
 // finish counts, exposes, logs and answers a result: placeholders are set
 // before the answer is written, so that deferred header operations see them.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result) {
-	h.metrics.notifications.WithLabelValues(res.outcome).Inc()
+	h.metrics.notifications.WithLabelValues(res.outcome, h.appLabel(res.about.appID)).Inc()
 	exposeResult(r, res)
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
-		ce.Write(append(notificationFields(res.n, zap.String("outcome", res.outcome)), res.fields...)...)
+		ce.Write(append(res.about.logFields(zap.String("outcome", res.outcome), zap.String("remote_ip", clientIP(r))), res.fields...)...)
 	}
 	if res.signedString != nil {
-		logSignedString(h.logger, res.n, res.signedString)
+		logSignedString(h.logger, res.about, res.signedString)
 	}
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
 	}
 	closeAfterTooLarge(w, r, res.status)
-	body := answerFail
-	if res.status == http.StatusOK {
-		body = answerSuccess
+	switch {
+	case res.antom:
+		answerAntom(w, res.status)
+	case res.status == http.StatusOK:
+		answer(w, res.status, answerSuccess)
+	default:
+		answer(w, res.status, answerFail)
 	}
-	answer(w, res.status, body)
 }
 
-// placeholderFields are the notification fields exposed as
-// {http.alipay_notify.<field>} after handling.
-// Names are built once, not per request.
-var placeholderFields = []struct{ field, placeholder string }{
-	{"notify_id", "http.alipay_notify.notify_id"},
-	{"out_trade_no", "http.alipay_notify.out_trade_no"},
-	{"trade_status", "http.alipay_notify.trade_status"},
-	{"app_id", "http.alipay_notify.app_id"},
+// appLabels are the app_id label values of the handler's configured apps
+// and Antom clients.
+func (h *Handler) appLabels() []string {
+	apps := slices.Clone(h.AppIDs)
+	for _, app := range h.Apps {
+		apps = append(apps, app.AppID)
+	}
+	for _, client := range h.Antom {
+		apps = append(apps, client.ClientID)
+	}
+	return apps
 }
+
+// appLabel is the app_id label of a notification: its app or client when
+// configured, else "other", so that a forger cannot create series.
+func (h *Handler) appLabel(appID string) string {
+	if _, ok := h.rings[appID]; ok && appID != "" {
+		return appID
+	}
+	if _, ok := h.antomRings[appID]; ok && appID != "" {
+		return appID
+	}
+	return otherApp
+}
+
+// placeholders are the {http.alipay_notify.*} names, built once.
+const (
+	placeholderOutcome     = "http.alipay_notify.outcome"
+	placeholderNotifyID    = "http.alipay_notify.notify_id"
+	placeholderOutTradeNo  = "http.alipay_notify.out_trade_no"
+	placeholderTradeStatus = "http.alipay_notify.trade_status"
+	placeholderAppID       = "http.alipay_notify.app_id"
+)
 
 // exposeResult sets the {http.alipay_notify.*} placeholders and adds the
 // outcome and notify_id to Caddy's access log entry.
 func exposeResult(r *http.Request, res result) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.alipay_notify.outcome", res.outcome)
-		for _, p := range placeholderFields {
-			repl.Set(p.placeholder, res.n.Get(p.field))
-		}
+		repl.Set(placeholderOutcome, res.outcome)
+		repl.Set(placeholderNotifyID, res.about.notifyID)
+		repl.Set(placeholderOutTradeNo, res.about.outTradeNo)
+		repl.Set(placeholderTradeStatus, res.about.tradeStatus)
+		repl.Set(placeholderAppID, res.about.appID)
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", alipay.Truncate(res.n.Get("notify_id")))))
+		extra.Set(zap.Dict("alipay_notify", zap.String("outcome", res.outcome), zap.String("notify_id", alipay.Truncate(res.about.notifyID))))
 	}
 }
 
-// notificationFields are the fields that identify a notification in logs,
-// each cut to 128 bytes (DESIGN.md §7).
-func notificationFields(n *alipay.Notification, extra ...zap.Field) []zap.Field {
-	if n == nil {
-		return extra
+// clientIP is the client's address as Caddy resolved it (the trusted
+// proxies' client IP header when configured, else the peer): forgery
+// investigations start there.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
 	}
-	fields := make([]zap.Field, 0, 4+len(extra))
-	fields = append(fields,
-		zap.String("notify_id", alipay.Truncate(n.Get("notify_id"))),
-		zap.String("app_id", alipay.Truncate(n.Get("app_id"))),
-		zap.String("out_trade_no", alipay.Truncate(n.Get("out_trade_no"))),
-		zap.String("trade_status", alipay.Truncate(n.Get("trade_status"))),
-	)
-	return append(fields, extra...)
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // logSignedString logs, at DEBUG, the string a refused signature was
 // checked over: the first thing to compare when every notification fails.
 // It is built only when DEBUG is on, and is bounded by max_body.
-func logSignedString(logger *zap.Logger, n *alipay.Notification, signedString func() []byte) {
+func logSignedString(logger *zap.Logger, about subject, signedString func() []byte) {
 	if ce := logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
-		ce.Write(zap.ByteString("signed_string", signedString()), zap.String("notify_id", alipay.Truncate(n.Get("notify_id"))))
+		ce.Write(zap.ByteString("signed_string", signedString()), zap.String("notify_id", alipay.Truncate(about.notifyID)))
 	}
 }
 

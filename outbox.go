@@ -173,7 +173,7 @@ func (h *Handler) provisionOutbox(ctx caddy.Context, f *forwarder) error {
 	value, _, err := outboxWorkers.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// A forwarder of its own, with the same settings: the config that
 		// made this worker may be unloaded while the worker runs on.
-		p := &pooledWorker{forwarder: newForwarder(f.url, f.headers, f.timeout, f.signer), logger: newFollowingCore(h.logger.Core())}
+		p := &pooledWorker{forwarder: newForwarder(f.upstream), logger: newFollowingCore(h.logger.Core())}
 		workerStorage := storage
 		if _, isFile := storage.(*certmagic.FileStorage); !isFile {
 			p.storage = newFollowingStorage(storage)
@@ -222,13 +222,14 @@ func (h *Handler) cleanupOutbox() error {
 // new worker (and stops the old one), and a reload changing none keeps it.
 func outboxKey(f *forwarder, sched outbox.Schedule, storage certmagic.Storage) (string, error) {
 	settings, err := json.Marshal(struct {
-		URL      string
-		Headers  http.Header
-		Timeout  time.Duration
-		Secrets  [][]byte
-		Schedule outbox.Schedule
-		Storage  string
-	}{f.url, f.headers, f.timeout, f.signer, sched, storageIdentity(storage)})
+		URL        string
+		Headers    http.Header
+		Timeout    time.Duration
+		Secrets    [][]byte
+		TrustedCAs [][]byte
+		Schedule   outbox.Schedule
+		Storage    string
+	}{f.url, f.headers, f.timeout, f.signer, f.trustedCAs, sched, storageIdentity(storage)})
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -138,6 +139,9 @@ type Verifier struct {
 	// notificationsOnly refuses what is not an asynchronous notification
 	// (alipay_notify); the gate also takes return_url redirects.
 	notificationsOnly bool
+	// otherKeys: the handler verifies another kind too (Antom clients), so
+	// domestic keys are optional.
+	otherKeys bool
 
 	rings          map[string]*alipay.KeyRing // by app_id
 	md5            alipay.MD5Key              // nil: no legacy mode
@@ -202,8 +206,8 @@ func (v *Verifier) checkConfig() error {
 		return errors.New("app_id is required: the Alipay app ID(s) this endpoint serves")
 	case len(v.AppIDs) > 0 && !hasTopKeys:
 		return errors.New("a key is required: alipay_public_key (Alipay's public key, not your app's) or alipay_cert")
-	case !hasTopKeys && len(v.Apps) == 0 && !legacy:
-		return errors.New("app_id with a key (alipay_public_key or alipay_cert), app blocks, or partner with md5_key is required")
+	case !hasTopKeys && len(v.Apps) == 0 && !legacy && !v.otherKeys:
+		return errors.New("app_id with a key (alipay_public_key or alipay_cert), app blocks, partner with md5_key, or antom blocks are required")
 	case legacy && (v.Partner == "" || v.MD5Key == ""):
 		return errors.New("partner and md5_key go together: legacy MD5 notifications need both")
 	case v.NotifyVerify != "" && !legacy:
@@ -311,9 +315,9 @@ func (v *Verifier) provisionMD5(repl *caddy.Replacer) error {
 	if v.MD5Key == "" {
 		return nil
 	}
-	key, err := repl.ReplaceOrErr(v.MD5Key, true, true)
+	key, err := resolve(repl, v.MD5Key, "md5_key")
 	if err != nil {
-		return fmt.Errorf("md5_key: %w", err)
+		return err
 	}
 	v.md5 = alipay.MD5Key(strings.TrimSpace(key))
 	if v.NotifyVerify != "" {
@@ -398,9 +402,32 @@ func (k KeySource) loadRoots(repl *caddy.Replacer, where string) ([]*smx509.Cert
 func resolve(repl *caddy.Replacer, value, what string) (string, error) {
 	resolved, err := repl.ReplaceOrErr(value, true, true)
 	if err != nil {
+		if file, ferr := unreadableFilePlaceholder(value); ferr != nil {
+			return "", fmt.Errorf("%s: %s: cannot read %s: %w", what, value, file, ferr)
+		}
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return resolved, nil
+}
+
+// unreadableFilePlaceholder finds a {file.<path>} placeholder in value whose
+// file cannot be read: Caddy only reports that it evaluated to nothing.
+func unreadableFilePlaceholder(value string) (string, error) {
+	for rest := value; ; {
+		start := strings.Index(rest, "{file.")
+		if start < 0 {
+			return "", nil
+		}
+		end := strings.IndexByte(rest[start:], '}')
+		if end < 0 {
+			return "", nil
+		}
+		path := rest[start+len("{file.") : start+end]
+		if _, err := os.Stat(path); err != nil {
+			return path, err
+		}
+		rest = rest[start+end:]
+	}
 }
 
 // checkHTTPURL checks that a URL subdirective is an absolute http(s) URL.

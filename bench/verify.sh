@@ -15,7 +15,7 @@ benchtime=${BENCHTIME:-1s}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-go test -c -o "$tmp/pkg.test" .
+go test -c -o "$tmp/pkg.test" ./alipay
 (cd bench && go test -c -o "$tmp/compare.test" ./compare && go build -o "$tmp/ratios" ./ratios)
 
 echo "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(go version | cut -d' ' -f3-)"

@@ -451,10 +451,11 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 		t.Errorf("the official library refused %d of %d webhooks", invalid, hits)
 	}
 	metrics := adminMetrics(t, admin)
+	outcome := func(o string) float64 {
+		return metrics[`caddy_alipay_notify_notifications_total{app_id="`+testkit.AppID+`",outcome="`+o+`"}`]
+	}
 	t.Logf("outcomes: forwarded %v, delivered_earlier %v, upstream_error %v; outbox deliveries: accepted %v, refused %v, error %v",
-		metrics[`caddy_alipay_notify_notifications_total{outcome="forwarded"}`],
-		metrics[`caddy_alipay_notify_notifications_total{outcome="delivered_earlier"}`],
-		metrics[`caddy_alipay_notify_notifications_total{outcome="upstream_error"}`],
+		outcome("forwarded"), outcome("delivered_earlier"), outcome("upstream_error"),
 		metrics[`caddy_alipay_notify_outbox_deliveries_total{result="accepted"}`],
 		metrics[`caddy_alipay_notify_outbox_deliveries_total{result="refused"}`],
 		metrics[`caddy_alipay_notify_outbox_deliveries_total{result="error"}`])

@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,9 +286,10 @@ func TestConfigErrorsThroughCaddy(t *testing.T) {
 	}
 	t.Setenv("ALIPAY_NOTIFY_EMPTY", "")
 	tests := map[string]struct{ block, want string }{
-		"missing key file": {`alipay_public_key /nonexistent/key.txt`, "alipay_public_key #1"},
-		"unset env secret": {`alipay_public_key ` + testkit.PublicKeyLine(t, "alipay") + "\nwebhook_secret {env.ALIPAY_NOTIFY_EMPTY}", "webhook_secret #1"},
-		"wrong root":       {`alipay_cert ` + testkit.Testdata("keys", "alipay.pub.pem"), "alipay_cert #1"},
+		"missing key file":         {`alipay_public_key /nonexistent/key.txt`, "alipay_public_key #1"},
+		"missing file placeholder": {`alipay_public_key {file./nonexistent/key.txt}`, "alipay_public_key #1: {file./nonexistent/key.txt}: cannot read /nonexistent/key.txt"},
+		"unset env secret":         {`alipay_public_key ` + testkit.PublicKeyLine(t, "alipay") + "\nwebhook_secret {env.ALIPAY_NOTIFY_EMPTY}", "webhook_secret #1"},
+		"wrong root":               {`alipay_cert ` + testkit.Testdata("keys", "alipay.pub.pem"), "alipay_cert #1"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -306,5 +310,33 @@ func TestConfigErrorsThroughCaddy(t *testing.T) {
 				}
 			}`, secret, tc.block), "caddyfile", tc.want)
 		})
+	}
+}
+
+// An https:// upstream whose certificate a private CA issued: refused
+// without trusted_ca (Alipay retries), trusted with it.
+func TestTrustedCAThroughCaddy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	upstream := testkit.NewTLSUpstream(t, testkit.Secret, nil)
+	caFile := filepath.Join(t.TempDir(), "private-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: upstream.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startTestCaddy(t, `http://localhost:9080 {
+		`+notifyBlock(t, "/untrusted", upstream.URL, "")+`
+		`+notifyBlock(t, "/trusted", upstream.URL, "trusted_ca "+caFile)+`
+	}`)
+	body := testkit.Genuine(t, "2026112900222155624068450559358071")
+	if status, answer, _ := testkit.Post(t, caddyBase+"/untrusted", body); status != 502 || answer != "fail" {
+		t.Errorf("untrusted certificate: answer %d %q, want 502 fail", status, answer)
+	}
+	upstream.Take() // the TLS handshake failed before any request
+	if status, answer, _ := testkit.Post(t, caddyBase+"/trusted", body); status != 200 || answer != "success" {
+		t.Fatalf("trusted_ca: answer %d %q, want 200 success", status, answer)
+	}
+	if got := upstream.Take(); len(got) != 1 || got[0].VerifyErr != nil {
+		t.Fatalf("upstream got %d webhooks (%v)", len(got), got)
 	}
 }

@@ -40,8 +40,15 @@ func scrapeMetrics(t *testing.T) map[string]float64 {
 	return samples
 }
 
+// notificationsTotal sums notifications_total of an outcome over its apps.
 func notificationsTotal(samples map[string]float64, outcome string) float64 {
-	return samples[`caddy_alipay_notify_notifications_total{outcome="`+outcome+`"}`]
+	var sum float64
+	for series, v := range samples {
+		if strings.HasPrefix(series, `caddy_alipay_notify_notifications_total{app_id="`) && strings.HasSuffix(series, `",outcome="`+outcome+`"}`) {
+			sum += v
+		}
+	}
+	return sum
 }
 
 func TestMetricsThroughCaddy(t *testing.T) {
@@ -83,6 +90,18 @@ func TestMetricsThroughCaddy(t *testing.T) {
 	for outcome, n := range want {
 		if got := notificationsTotal(samples, outcome); got != n {
 			t.Errorf("notifications_total{outcome=%q} = %v, want %v", outcome, got, n)
+		}
+	}
+	// The app_id label: the configured app, or "other" for what is not
+	// for it (here the unparseable body), every series there from the start.
+	for series, want := range map[string]float64{
+		`caddy_alipay_notify_notifications_total{app_id="` + testkit.AppID + `",outcome="forwarded"}`: 2,
+		`caddy_alipay_notify_notifications_total{app_id="other",outcome="bad_request"}`:               1,
+		`caddy_alipay_notify_notifications_total{app_id="other",outcome="stale"}`:                     0,
+		`caddy_alipay_notify_notifications_total{app_id="` + testkit.AppID + `",outcome="stale"}`:     0,
+	} {
+		if got, ok := samples[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
 		}
 	}
 	if got := samples["caddy_alipay_notify_upstream_duration_seconds_count"]; got != 3 {

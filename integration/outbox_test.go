@@ -803,7 +803,7 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 		`caddy_alipay_notify_outbox_deliveries_total{result="error"}`,
 		`caddy_alipay_notify_outbox_deliveries_total{result="timeout"}`,
 		`caddy_alipay_notify_outbox_oldest_pending_seconds`,
-		`caddy_alipay_notify_notifications_total{outcome="delivered_earlier"}`,
+		`caddy_alipay_notify_notifications_total{app_id="` + testkit.AppID + `",outcome="delivered_earlier"}`,
 	} {
 		value, ok := samples[series]
 		if !ok {
@@ -817,7 +817,11 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			v := scrapeMetrics(t)[series]
+			samples := scrapeMetrics(t)
+			v := samples[series]
+			if outcome, isOutcome := strings.CutPrefix(series, "outcome="); isOutcome {
+				v = notificationsTotal(samples, outcome) // every app_id
+			}
 			if ok(v) {
 				return
 			}
@@ -852,7 +856,7 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 	}
 	notify(t, "/notify", testkit.Genuine(t, "obx-metrics"), http.StatusOK, "success", "delivered_earlier")
 	notify(t, "/notify-other", testkit.Genuine(t, "obx-metrics"), http.StatusOK, "success", "delivered_earlier")
-	waitMetric(`caddy_alipay_notify_notifications_total{outcome="delivered_earlier"}`, is(2), "2")
+	waitMetric("outcome=delivered_earlier", is(2), "2")
 
 	notify(t, "/hanging", testkit.Genuine(t, "obx-metrics-timeout"), http.StatusGatewayTimeout, "fail", "upstream_timeout")
 	notify(t, "/closed", testkit.Genuine(t, "obx-metrics-closed"), http.StatusBadGateway, "fail", "upstream_error")

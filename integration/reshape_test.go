@@ -366,6 +366,26 @@ func TestReshapedNotificationsThroughCaddy(t *testing.T) {
 			t.Errorf("a client trailer reached the gated backend: header %v, trailer %v", gated.Header, gated.Trailer)
 		}
 	})
+	t.Run("log lines carry remote_ip, and trade_no and total_amount when verified", func(t *testing.T) {
+		logs.entries(t) // skip what came before
+		forwardedEvent(t, upstream, "/notify", testkit.EncodeForm(genuine(fresh)))
+		testkit.Post(t, caddyBase+"/notify", "x=%")
+		var forwarded, refused map[string]any
+		for _, e := range logs.entries(t) {
+			switch e["msg"] {
+			case "notification forwarded":
+				forwarded = e
+			case "notification refused":
+				refused = e
+			}
+		}
+		if forwarded["remote_ip"] != "127.0.0.1" || forwarded["trade_no"] != testkit.Get(fresh, "trade_no") || forwarded["total_amount"] != "0.10" {
+			t.Errorf("forwarded line %v", forwarded)
+		}
+		if refused["remote_ip"] != "127.0.0.1" {
+			t.Errorf("refused line %v", refused)
+		}
+	})
 	t.Run("log fields taken from the request are cut", func(t *testing.T) {
 		long := strings.Repeat("9", 40<<10)
 		status, _, _ := testkit.Post(t, caddyBase+"/notify", testkit.EncodeForm(testkit.Set(genuine(fresh), "out_trade_no", long)))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the package in turn, each for FUZZTIME (default
+# Runs every fuzz target of the module's packages in turn, each for FUZZTIME (default
 # 1m) with one worker, so that the machine stays usable. A crasher is written
 # by go under testdata/fuzz/<target>/ and the script stops: commit it as a
 # regression seed (plain `go test` runs it from then on) and fix the bug.
@@ -16,9 +16,14 @@ cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-1m}
 parallel=${FUZZ_PARALLEL:-1}
 minimize=${FUZZ_MINIMIZE:-5s}
-targets=${TARGETS:-$(go test -list '^Fuzz' . | grep '^Fuzz')}
-for target in $targets; do
-	echo "== $target for $fuzztime (-parallel $parallel)"
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel "$parallel" -fuzzminimizetime "$minimize" -timeout 0 .
+for pkg in . ./alipay ./antom ./internal/rsaverify; do
+	[ -d "$pkg" ] || continue
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		if [ -n "${TARGETS:-}" ] && ! grep -qw "$target" <<<"$TARGETS"; then
+			continue
+		fi
+		echo "== $pkg $target for $fuzztime (-parallel $parallel)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel "$parallel" -fuzzminimizetime "$minimize" -timeout 0 "$pkg"
+	done
 done
 echo "== no crasher"

@@ -1,4 +1,4 @@
-// Package compare benchmarks alipay_notify's verifier (alipaynotify.Keys)
+// Package compare benchmarks alipay_notify's verifier (the alipay package)
 // beside the two most used Go Alipay SDKs, smartwalle/alipay and
 // go-pay/gopay, on the real vectors of ../../testdata/vectors, and checks
 // that all three reach the same verdict on every vector.
@@ -25,7 +25,7 @@ import (
 	"github.com/smartwalle/ncrypto"
 	"github.com/smartwalle/nsign"
 
-	alipaynotify "github.com/caddy-alipay/caddy-alipay-notify"
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 )
 
 const vectorDir = "../../testdata/vectors"
@@ -77,11 +77,18 @@ type verifier func(body []byte) bool
 // pluginVerifier is alipay_notify's own verifier: the handler's rules
 // (V1, then V2) behind its Go API.
 func pluginVerifier(t testing.TB, key string) verifier {
-	keys, err := alipaynotify.NewKeys(key)
+	ring, err := alipay.NewKeyRing(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(body []byte) bool { return keys.Verify(body) == nil }
+	return func(body []byte) bool {
+		n, err := alipay.ParseNotification(body)
+		if err != nil {
+			return false
+		}
+		_, err = ring.Verify(n)
+		return err == nil
+	}
 }
 
 // smartwalleVerifier uses smartwalle/alipay's notification API
@@ -229,8 +236,8 @@ func oneLine(key string) string {
 
 func parseKey(t testing.TB, line string) *rsa.PublicKey {
 	t.Helper()
-	keys, err := alipaynotify.NewKeys(line) // validates; then parse the same bytes for the floor
-	if err != nil || keys == nil {
+	ring, err := alipay.NewKeyRing(line) // validates; then parse the same bytes for the floor
+	if err != nil || ring == nil {
 		t.Fatal(err)
 	}
 	pub, err := ncrypto.DecodePublicKey([]byte(strings.TrimSpace(line))).PKIX().RSAPublicKey()

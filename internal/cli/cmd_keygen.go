@@ -1,4 +1,4 @@
-package alipaynotify
+package cli
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package alipaynotify
+package cli
 
 import (
 	"errors"
@@ -6,11 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 	"github.com/spf13/cobra"
 )
 
@@ -58,9 +58,9 @@ stops Alipay's retries.
 				if len(params) > 0 {
 					return fmt.Errorf("--body sends a file as it is: the arguments %s do not apply", strings.Join(params, " "))
 				}
-				data, err := readBodyFile(cmd, bodyFile)
+				data, err := readInput(cmd.InOrStdin(), bodyFile)
 				if err != nil {
-					return err
+					return fmt.Errorf("--body: %w", err)
 				}
 				body, what = string(data), "--body "+bodyFile
 			} else {
@@ -68,8 +68,8 @@ stops Alipay's retries.
 				if err != nil {
 					return err
 				}
-				body = signed.body()
-				what = "notify_id " + fieldValue(signed.raw, "notify_id")
+				body = signed.Body()
+				what = "notify_id " + paramValue(signed.Params, "notify_id")
 			}
 			return sendNotification(cmd, target, body, what, timeout)
 		},
@@ -103,21 +103,10 @@ func splitSendArgs(args []string) (string, []string, error) {
 	return target, params, nil
 }
 
-func readBodyFile(cmd *cobra.Command, path string) ([]byte, error) {
-	if path == "-" {
-		return io.ReadAll(io.LimitReader(cmd.InOrStdin(), 16<<20))
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--body: %w", err)
-	}
-	return data, nil
-}
-
-func fieldValue(f []field, key string) string {
-	for _, p := range f {
-		if p.key == key {
-			return p.value
+func paramValue(params []alipay.Param, key string) string {
+	for _, p := range params {
+		if p.Key == key {
+			return p.Value
 		}
 	}
 	return ""

@@ -1,4 +1,4 @@
-package alipaynotify
+package cli
 
 import (
 	"crypto/rand"
@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/capture"
 	"github.com/spf13/cobra"
 )
 
@@ -54,11 +55,11 @@ key, without sign, without sign_type unless --v2, without empty values,
 joined as k=v with '&', in the bytes of the charset.`
 
 // build reads the parameters and signs them.
-func (o *signOptions) build(cmd *cobra.Command, args []string, stdin io.Reader) (*signedNotification, error) {
+func (o *signOptions) build(cmd *cobra.Command, args []string, stdin io.Reader) (*alipay.Signed, error) {
 	if o.key == "" {
 		return nil, errors.New("--key is required: the private key file that signs (caddy alipay-notify keygen writes one)")
 	}
-	key, err := loadPrivateKey(o.key)
+	key, err := alipay.LoadPrivateKey(o.key)
 	if err != nil {
 		return nil, fmt.Errorf("--key: %w", err)
 	}
@@ -66,13 +67,12 @@ func (o *signOptions) build(cmd *cobra.Command, args []string, stdin io.Reader) 
 	if err != nil {
 		return nil, err
 	}
-	fields := make([]field, 0, len(params))
+	fields := make([]alipay.Param, 0, len(params))
 	for k, v := range params {
-		fields = append(fields, field{key: k, value: v})
+		fields = append(fields, alipay.Param{Key: k, Value: v})
 	}
-	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
-	n := alipayNotification{params: fields, signType: params["sign_type"], charset: params["charset"], v2: o.v2}
-	signed, err := n.sign(key)
+	slices.SortFunc(fields, func(a, b alipay.Param) int { return strings.Compare(a.Key, b.Key) })
+	signed, err := alipay.Sign(key, fields, alipay.SignOptions{SignType: params["sign_type"], Charset: params["charset"], V2: o.v2})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (o *signOptions) build(cmd *cobra.Command, args []string, stdin io.Reader) 
 		if o.v2 {
 			rule = "V2, with sign_type"
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "signed string (%s, %s):\n%s\n", rule, params["charset"], displayValue(string(signed.content), strings.EqualFold(params["charset"], "gbk")))
+		fmt.Fprintf(cmd.ErrOrStderr(), "signed string (%s, %s):\n%s\n", rule, params["charset"], displayValue(string(signed.SignedString), alipay.IsGBK(params["charset"])))
 	}
 	return signed, nil
 }
@@ -91,17 +91,11 @@ func (o *signOptions) build(cmd *cobra.Command, args []string, stdin io.Reader) 
 func (o *signOptions) params(cmd *cobra.Command, args []string, stdin io.Reader) (map[string]string, error) {
 	params := make(map[string]string)
 	if o.jsonFile != "" {
-		var data []byte
-		var err error
-		if o.jsonFile == "-" {
-			data, err = io.ReadAll(io.LimitReader(stdin, 16<<20))
-		} else {
-			data, err = os.ReadFile(o.jsonFile)
-		}
+		data, err := readInput(stdin, o.jsonFile)
 		if err != nil {
 			return nil, fmt.Errorf("--json: %w", err)
 		}
-		if params, err = parseJSONParams(string(data)); err != nil {
+		if params, err = capture.JSONParams(string(data)); err != nil {
 			return nil, fmt.Errorf("--json %s: %w", o.jsonFile, err)
 		}
 	}
@@ -146,10 +140,10 @@ func (o *signOptions) params(cmd *cobra.Command, args []string, stdin io.Reader)
 		return nil, errors.New("--app-id is required: the app_id of the notification, one of the app_id of your alipay_notify (or give app_id=...)")
 	}
 
-	now := time.Now().In(beijing)
+	now := time.Now().In(alipay.Beijing)
 	defaults := map[string]func() (string, error){
 		"notify_id":    func() (string, error) { return randomNotifyID(now) },
-		"notify_time":  func() (string, error) { return now.Format(alipayTimeLayout), nil },
+		"notify_time":  func() (string, error) { return now.Format(alipay.TimeLayout), nil },
 		"notify_type":  func() (string, error) { return "trade_status_sync", nil },
 		"trade_status": func() (string, error) { return "TRADE_SUCCESS", nil },
 		"version":      func() (string, error) { return "1.0", nil },
@@ -215,7 +209,7 @@ A final newline is printed only when stdout is a terminal, so that
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, signed.body())
+			fmt.Fprint(out, signed.Body())
 			if isTerminal(out) {
 				fmt.Fprintln(out)
 			}
@@ -224,13 +218,4 @@ A final newline is printed only when stdout is a terminal, so that
 	}
 	o.addFlags(cmd)
 	return cmd
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -1,13 +1,15 @@
-package alipaynotify
+package cli
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/capture"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/diagnose"
 	"github.com/spf13/cobra"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -55,7 +57,7 @@ Exit status 0 only when the capture verifies as it is.`,
   caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 | caddy alipay-notify verify --key alipay-test.pub.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ring keyRing
+			var ring *alipay.KeyRing
 			if md5 == "" || len(keys)+len(certs) > 0 {
 				var err error
 				if ring, err = loadVerifyKeys(keys, certs); err != nil {
@@ -66,17 +68,21 @@ Exit status 0 only when the capture verifies as it is.`,
 			if err != nil {
 				return err
 			}
-			data, source, err := readInput(cmd, args)
+			data, source, err := readCapture(cmd, args)
 			if err != nil {
 				return err
 			}
-			c, err := parseCapture(data, format)
+			c, err := capture.Parse(data, format)
+			var formatErr *capture.FormatError
+			if errors.As(err, &formatErr) {
+				return fmt.Errorf("%s: --%v", source, err)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", source, err)
 			}
-			var legacy md5Key
+			var legacy alipay.MD5Key
 			if md5 != "" {
-				legacy = md5Key(md5)
+				legacy = alipay.MD5Key(md5)
 			}
 			if ok := reportVerification(cmd.OutOrStdout(), c, ring, appRing, legacy); !ok {
 				return errors.New("the notification does not verify as it is")
@@ -88,52 +94,57 @@ Exit status 0 only when the capture verifies as it is.`,
 	cmd.Flags().StringArrayVar(&certs, "cert", nil, "Alipay's public key certificate file (alipayCertPublicKey_RSA2.crt); repeatable")
 	cmd.Flags().StringArrayVar(&appKeys, "app-key", nil, "your app's own public key (应用公钥), to recognise it when it is given as --key")
 	cmd.Flags().StringVar(&md5, "md5-key", "", "the partner's MD5 key, for legacy mapi notifications (sign_type MD5)")
-	cmd.Flags().StringVar(&format, "format", formatAuto, "capture format: "+strings.Join(captureFormats, ", "))
+	cmd.Flags().StringVar(&format, "format", capture.Auto, "capture format: "+strings.Join(capture.Formats, ", "))
 	return cmd
 }
 
 // loadVerifyKeys parses --key and --cert into a key ring labelled by flag.
-func loadVerifyKeys(keys, certs []string) (keyRing, error) {
+func loadVerifyKeys(keys, certs []string) (*alipay.KeyRing, error) {
 	if len(keys) == 0 && len(certs) == 0 {
 		return nil, errors.New("--key is required: Alipay's public key (支付宝公钥), as for alipay_public_key (or --cert for alipay_cert)")
 	}
-	var ring keyRing
+	ring := new(alipay.KeyRing)
 	for i, value := range keys {
 		label := keyLabel("--key", i, value)
-		key, err := parsePublicKey(value)
+		key, err := alipay.LoadPublicKey(value)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)
 		}
-		ring = append(ring, publicKey{label: label, key: key})
+		if err := ring.Add(label, key); err != nil {
+			return nil, err
+		}
 	}
 	for i, path := range certs {
 		label := keyLabel("--cert", i, path)
-		cert, err := loadAlipayCert(path)
+		cert, err := alipay.LoadCertificate(path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)
 		}
-		ring = append(ring, publicKey{label: label + " (SN " + cert.serialNumber() + ")", key: cert.key})
+		if err := ring.Add(label+" (SN "+cert.SerialNumber()+")", cert.PublicKey()); err != nil {
+			return nil, err
+		}
 	}
 	return ring, nil
 }
 
 // loadAppKeys parses --app-key: a public key in any alipay_public_key form,
 // or a file holding the app's private key (its public half is used).
-func loadAppKeys(values []string) (keyRing, error) {
-	var ring keyRing
+func loadAppKeys(values []string) (*alipay.KeyRing, error) {
+	ring := new(alipay.KeyRing)
 	for i, value := range values {
 		label := keyLabel("--app-key", i, value)
-		key, err := parsePublicKey(value)
-		if errors.Is(err, errPrivateKey) && fileExists(value) {
-			private, perr := loadPrivateKey(value)
-			if perr == nil {
+		key, err := alipay.LoadPublicKey(value)
+		if err != nil && fileExists(value) {
+			if private, perr := alipay.LoadPrivateKey(value); perr == nil {
 				key, err = &private.PublicKey, nil
 			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)
 		}
-		ring = append(ring, publicKey{label: label, key: key})
+		if err := ring.Add(label, key); err != nil {
+			return nil, err
+		}
 	}
 	return ring, nil
 }
@@ -147,91 +158,91 @@ func keyLabel(flag string, i int, value string) string {
 	return label
 }
 
-// readInput reads the file named by args[0], or stdin.
-func readInput(cmd *cobra.Command, args []string) ([]byte, string, error) {
+// readCapture reads the file named by args[0], or stdin (without an
+// argument, or with "-"), and names where it came from.
+func readCapture(cmd *cobra.Command, args []string) ([]byte, string, error) {
 	if len(args) == 1 && args[0] != "-" {
-		data, err := os.ReadFile(args[0])
+		data, err := readInput(nil, args[0])
 		return data, args[0], err
 	}
 	in := cmd.InOrStdin()
-	if f, ok := in.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			return nil, "", errors.New("no capture: give a file (caddy alipay-notify verify --key <key> body.txt) or pipe it on stdin")
-		}
+	if isTerminal(in) {
+		return nil, "", errors.New("no capture: give a file (caddy alipay-notify verify --key <key> body.txt) or pipe it on stdin")
 	}
-	data, err := io.ReadAll(io.LimitReader(in, 16<<20))
+	data, err := readInput(in, "-")
 	return data, "stdin", err
 }
 
 // reportVerification prints the verdict on c and, when it does not verify,
 // the likely cause. It reports whether c verifies as it is.
-func reportVerification(out io.Writer, c *capture, ring, appRing keyRing, md5 md5Key) bool {
+func reportVerification(out io.Writer, c *capture.Capture, ring, appRing *alipay.KeyRing, md5 alipay.MD5Key) bool {
 	p := func(label, format string, args ...any) {
 		fmt.Fprintf(out, "%-14s %s\n", label+":", fmt.Sprintf(format, args...))
 	}
 	pw := func(label, format string, args ...any) {
 		fmt.Fprintf(out, "%-14s %s\n", label+":", wrap(fmt.Sprintf(format, args...), 15))
 	}
-	v := checkCapture(ring, md5, c.body)
+	v := diagnose.Check(ring, md5, c.Body)
 	count := ""
-	if v.raw != nil {
-		count = fmt.Sprintf(", %d parameters", len(v.raw))
+	if v.Params != nil {
+		count = fmt.Sprintf(", %d parameters", len(v.Params))
 	}
-	p("capture", "%s%s", c.format, count)
-	for _, note := range c.notes {
+	p("capture", "%s%s", c.Format, count)
+	for _, note := range c.Notes {
 		pw("note", "%s", note)
 	}
-	if v.raw != nil {
+	gbk := diagnose.IsGBK(v.Params)
+	signType := diagnose.Get(v.Params, "sign_type")
+	if v.Params != nil {
 		for _, name := range []string{"notify_id", "app_id", "out_trade_no", "trade_status", "charset"} {
-			if value := v.raw.get(name); value != "" {
-				p(name, "%s", displayValue(value, isGBK(v.raw)))
+			if value := diagnose.Get(v.Params, name); value != "" {
+				p(name, "%s", displayValue(value, gbk))
 			}
 		}
-		signType := v.raw.get("sign_type")
-		if alg, err := algorithmFor(signType); err == nil {
-			p("sign_type", "%s: hash %s (%s)", signType, hashName(alg), algorithmName(alg))
+		if err := alipay.CheckSignType(signType); err == nil {
+			p("sign_type", "%s: hash %s (%s)", signType, diagnose.Hash(signType), diagnose.Algorithm(signType))
 		} else if signType == "MD5" {
 			p("sign_type", "MD5: md5_hex(signed string + the partner's MD5 key)")
 		} else {
 			p("sign_type", "%s", err)
 		}
 	}
-	if v.verified {
-		algorithm := "hash " + hashName(v.alg)
-		if v.m.key == md5KeyLabel {
+	if v.Verified() {
+		algorithm := "hash " + diagnose.Hash(signType)
+		if v.MD5 {
 			algorithm = "MD5"
 		}
-		p("verdict", "VERIFIED: rule %s, %s, key %s", ruleName(v.m.rule), algorithm, v.m.key)
-		printSigned(out, "signed string (rule "+strings.ToUpper(v.m.rule)+")", v.content, isGBK(v.raw))
+		p("verdict", "VERIFIED: rule %s, %s, key %s", ruleName(v.Match.Rule), algorithm, v.Match.Key)
+		printSigned(out, "signed string (rule "+strings.ToUpper(string(v.Match.Rule))+")", v.SignedString, gbk)
 		return true
 	}
 	status := "403"
-	if v.malformed != "" {
+	if v.Malformed() {
 		status = "400"
 	}
-	p("verdict", "NOT VERIFIED: %s (the plugin answers %s fail)", v.refusal, status)
-	if v.raw == nil {
+	p("verdict", "NOT VERIFIED: %s (the plugin answers %s fail)", v.Err, status)
+	if v.Params == nil {
 		return false
 	}
-	if v.content != nil {
+	if v.SignedString != nil {
 		label := "signed string (rule V1, as checked"
-		if v.raw.has("sign_type") {
+		if diagnose.Has(v.Params, "sign_type") {
 			label += "; V2 with sign_type was tried too"
 		}
-		printSigned(out, label+")", v.content, isGBK(v.raw))
+		printSigned(out, label+")", v.SignedString, gbk)
 	}
-	f := diagnose(ring, appRing, v.raw)
-	pw("likely cause", "%s", f.cause)
-	fmt.Fprintf(out, "%15s%s\n", "", wrap(f.explain, 15))
-	if f.hit.content != nil {
-		p("repaired", "it verifies: rule %s, hash %s, key %s", ruleName(f.hit.rule), hashName(f.hit.alg), f.hit.key)
-		printSigned(out, "signed string that verifies", f.hit.content, f.hit.gbk)
+	f := diagnose.Diagnose(ring, appRing, v.Params)
+	pw("likely cause", "%s", f.Cause)
+	fmt.Fprintf(out, "%15s%s\n", "", wrap(f.Explain, 15))
+	if r := f.Repair; r != nil {
+		p("repaired", "it verifies: rule %s, hash %s, key %s", ruleName(r.Rule), diagnose.Hash(r.SignType), r.Key)
+		printSigned(out, "signed string that verifies", r.SignedString, r.GBK)
 	}
 	return false
 }
 
-func ruleName(rule string) string {
-	if rule == ruleV2 {
+func ruleName(rule alipay.Rule) string {
+	if rule == alipay.RuleV2 {
 		return "V2 (sign_type signed)"
 	}
 	return "V1 (sign_type not signed)"

@@ -1,4 +1,4 @@
-package alipaynotify
+package cli
 
 import (
 	"context"
@@ -24,15 +24,18 @@ import (
 
 // The demo runs the plugin for real: the embedded Caddyfile, a real Alipay
 // notification and a forged copy, and an upstream that verifies webhooks
-// with the official Standard Webhooks library.
+// with the official Standard Webhooks library. The notifications and the
+// test public key are copies of testdata/vectors/trade-rsa2-production*.json
+// and testdata/keys/alipay.pub.txt (go:embed cannot reach them from here);
+// a test keeps them equal.
 var (
 	//go:embed demo/Caddyfile
 	demoCaddyfile string
-	//go:embed testdata/vectors/trade-rsa2-production.json
+	//go:embed demo/trade-rsa2-production.json
 	demoVector []byte
-	//go:embed testdata/vectors/trade-rsa2-production-tampered-amount.json
+	//go:embed demo/trade-rsa2-production-tampered-amount.json
 	demoForgedVector []byte
-	//go:embed testdata/keys/alipay.pub.txt
+	//go:embed demo/alipay.pub.txt
 	demoTestKey string
 )
 
@@ -171,7 +174,7 @@ func demoPost(out io.Writer, url, what, path, want string) bool {
 		fmt.Fprintf(out, "  %-42s -> %v\n", what, err)
 		return false
 	}
-	resp, err := http.Post(url, "application/x-www-form-urlencoded; text/html; charset=UTF-8", strings.NewReader(string(body)))
+	resp, err := http.Post(url, alipayPostContentType, strings.NewReader(string(body)))
 	if err != nil {
 		fmt.Fprintf(out, "  %-42s -> %v\n", what, err)
 		return false

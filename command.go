@@ -1,6 +1,7 @@
 package alipaynotify
 
 import (
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/cli"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +22,7 @@ func init() {
 
 "caddy alipay-notify <command> --help" describes each.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(demoCommand(), keygenCommand(), webhookSecretCommand(), signCommand(), sendCommand(), verifyCommand())
+			cmd.AddCommand(cli.Commands()...)
 		},
 	})
 }

@@ -1,3 +1,0 @@
-// Package e2e tests the Caddy binary built from ./cmd/caddy, as users run
-// it: real processes, real upstreams, real clients over TCP.
-package e2e

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// These tests run the commands in process, as caddy alipay-notify runs
+// them: a parent command, the arguments, stdin, and captured output.
+
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+// run runs alipay-notify <args...> with stdin.
+func run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	return runWith(t, strings.NewReader(stdin), args...)
+}
+
+func runWith(t *testing.T, stdin io.Reader, args ...string) result {
+	t.Helper()
+	root := &cobra.Command{Use: "alipay-notify", SilenceErrors: true, SilenceUsage: true}
+	root.AddCommand(Commands()...)
+	var stdout, stderr bytes.Buffer
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	err := root.ExecuteContext(context.Background())
+	return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
+}
+
+func (r result) String() string {
+	return "error: " + errString(r.err) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+func (r result) mustSucceed(t *testing.T) result {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("want success, got %s", r)
+	}
+	return r
+}
+
+// mustFail fails the test unless the command failed with want in its error.
+func (r result) mustFail(t *testing.T, want string) result {
+	t.Helper()
+	if r.err == nil || !strings.Contains(r.err.Error(), want) {
+		t.Fatalf("want a failure mentioning %q, got %s", want, r)
+	}
+	return r
+}
+
+// unwrapped joins the lines of wrapped text, for substring checks.
+func unwrapped(s string) string {
+	return regexp.MustCompile(`\s+`).ReplaceAllString(s, " ")
+}
+
+// signedString returns the line after the first line starting with label.
+func signedString(t *testing.T, out, label string) string {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(line, label) && i+1 < len(lines) {
+			return lines[i+1]
+		}
+	}
+	t.Fatalf("no %q in:\n%s", label, out)
+	return ""
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestHelp(t *testing.T) {
+	names := map[string]bool{}
+	for _, cmd := range Commands() {
+		names[cmd.Name()] = true
+	}
+	for _, sub := range []string{"demo", "keygen", "webhook-secret", "sign", "send", "verify"} {
+		if !names[sub] {
+			t.Errorf("Commands() lacks %s", sub)
+		}
+		help := run(t, "", sub, "--help").mustSucceed(t)
+		for _, want := range []string{"Usage:", "alipay-notify " + sub} {
+			if !strings.Contains(help.stdout, want) {
+				t.Errorf("%s --help lacks %q:\n%s", sub, want, help.stdout)
+			}
+		}
+		if sub != "demo" && !strings.Contains(help.stdout, "Examples:\n  caddy alipay-notify "+sub) {
+			t.Errorf("%s --help lacks examples:\n%s", sub, help.stdout)
+		}
+	}
+	if len(names) != 6 {
+		t.Errorf("%d commands, want 6", len(names))
+	}
+}
+
+func TestReadInput(t *testing.T) {
+	path := writeFile(t, "in", "from a file")
+	for _, tc := range []struct{ path, want string }{{"-", "from stdin"}, {path, "from a file"}} {
+		got, err := readInput(strings.NewReader("from stdin"), tc.path)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("readInput(%q) = %q, %v", tc.path, got, err)
+		}
+	}
+	if _, err := readInput(nil, "/nonexistent"); err == nil {
+		t.Error("no error for a missing file")
+	}
+	big, err := readInput(io.MultiReader(strings.NewReader(strings.Repeat("x", maxInput)), strings.NewReader("more")), "-")
+	if err != nil || len(big) != maxInput {
+		t.Errorf("stdin not bounded: %d bytes, %v", len(big), err)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	devNull, err := os.Open(os.DevNull) // a character device, as a terminal is
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	file, err := os.Open(writeFile(t, "f", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if !isTerminal(devNull) || isTerminal(file) || isTerminal(&bytes.Buffer{}) {
+		t.Error("isTerminal")
+	}
+}
