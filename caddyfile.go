@@ -376,9 +376,9 @@ func unmarshalOutbox(d *caddyfile.Dispenser) (*Outbox, error) {
 		case "retry":
 			o.Retry, err = parseDurations(d)
 		case "give_up":
-			o.GiveUp, err = parseDuration(d)
+			o.GiveUp, err = parsePositiveDuration(d)
 		case "keep":
-			o.Keep, err = parseDuration(d)
+			o.Keep, err = parsePositiveDuration(d)
 		default:
 			return nil, d.Errf("unknown outbox setting %q (retry, give_up, keep)", name)
 		}
@@ -390,6 +390,17 @@ func unmarshalOutbox(d *caddyfile.Dispenser) (*Outbox, error) {
 		return nil, d.Err(err.Error())
 	}
 	return o, nil
+}
+
+// parsePositiveDuration reads one duration above zero (zero would read as
+// "the default" in JSON, so it is refused here, at its line).
+func parsePositiveDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	dur, err := parseDuration(d)
+	if err == nil && dur <= 0 {
+		return 0, d.Errf("%s must be positive, got %s", name, d.Val())
+	}
+	return dur, err
 }
 
 // parseDurations reads one or more positive durations.

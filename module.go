@@ -236,9 +236,7 @@ func (h *Handler) Cleanup() error {
 		h.forwarder.close()
 	}
 	if h.outbox != nil {
-		h.metrics.outbox.remove(h.outbox.worker)
-		_, err := outboxWorkers.Delete(h.outboxKey)
-		return err
+		return h.cleanupOutbox()
 	}
 	return nil
 }
@@ -345,7 +343,10 @@ type webhook struct {
 // deliver sends a verified notification's webhook upstream, through the
 // outbox when there is one; the answer is what the upstream did.
 func (h *Handler) deliver(r *http.Request, wh webhook, about subject, fields []zap.Field) result {
-	if h.outbox != nil && h.deliveredEarlier(r.Context(), wh.id) {
+	// The outbox's storage errors go on this notification's one log line
+	// (obx.annotate), not on lines of their own (DESIGN §9).
+	var obx outboxNote
+	if h.outbox != nil && h.deliveredEarlier(r.Context(), wh.id, &obx) {
 		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: the outbox delivered it earlier", fields: fields}
 	}
@@ -355,24 +356,24 @@ func (h *Handler) deliver(r *http.Request, wh webhook, about subject, fields []z
 	if sent.err != nil {
 		fields = append(fields, zap.Error(sent.err))
 	}
-	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), wh.id, wh.typ, wh.body, sent) {
-		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
-			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields}
+	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), wh.id, wh.typ, wh.body, sent, &obx) {
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
+			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields})
 	}
 	switch {
 	case sent.accepted():
-		return result{status: http.StatusOK, outcome: outcomeForwarded, about: about, level: zapcore.InfoLevel,
-			message: "notification forwarded", fields: fields}
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeForwarded, about: about, level: zapcore.InfoLevel,
+			message: "notification forwarded", fields: fields})
 	case sent.timedOut:
-		return result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, about: about, level: zapcore.WarnLevel,
+		return obx.annotate(result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, about: about, level: zapcore.WarnLevel,
 			message: "upstream did not answer within timeout; Alipay will retry",
-			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))}
+			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))})
 	case sent.err != nil:
-		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
-			message: "upstream unreachable; Alipay will retry", fields: fields}
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
+			message: "upstream unreachable; Alipay will retry", fields: fields})
 	default:
-		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
-			message: "upstream did not accept the notification; Alipay will retry", fields: fields}
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
+			message: "upstream did not accept the notification; Alipay will retry", fields: fields})
 	}
 }
 
