@@ -28,6 +28,7 @@ const caddyBase = "http://localhost:9080"
 
 // startTestCaddy loads a Caddyfile whose site blocks are given.
 func startTestCaddy(t *testing.T, sites string) *caddytest.Tester {
+	defer http.DefaultClient.CloseIdleConnections() // no request reaches a previous configuration's server
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	tester := caddytest.NewTester(t)

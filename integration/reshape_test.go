@@ -76,8 +76,12 @@ func (l *caddyLogFile) refusalReason(t *testing.T) string {
 	return reasons[0]
 }
 
-// startLoggingCaddy is startTestCaddy with Caddy's log in a JSON file.
+// startLoggingCaddy is startTestCaddy with Caddy's log in a JSON file. The
+// client's idle connections are closed once the configuration is loaded, so
+// that no later request reaches the server of a previous configuration over
+// a kept-alive connection.
 func startLoggingCaddy(t *testing.T, sites string) *caddyLogFile {
+	defer http.DefaultClient.CloseIdleConnections()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	logs := &caddyLogFile{path: filepath.Join(t.TempDir(), "caddy.log")}
