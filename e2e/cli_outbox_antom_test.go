@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,25 +18,6 @@ import (
 
 // The outbox, Antom and demo commands through the built binary; what each
 // does in detail is tested in process in internal/cli.
-
-// runToolEnv is runTool with extra environment variables.
-func runToolEnv(t *testing.T, env []string, stdin string, args ...string) toolResult {
-	t.Helper()
-	cmd := exec.Command(tk.CaddyBinary(t), append([]string{"alipay-notify"}, args...)...)
-	dir := t.TempDir()
-	cmd.Env = append(append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if exitErr, ok := err.(*exec.ExitError); ok {
-		code = exitErr.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return toolResult{stdout: stdout.String(), stderr: stderr.String(), code: code}
-}
 
 func TestNewCommandsHelp(t *testing.T) {
 	res := runTool(t, "", "--help").mustSucceed(t)
@@ -65,7 +45,7 @@ func TestOutboxThroughBinary(t *testing.T) {
 	config := notifyCaddyfile(t, listen, admin, notifyRoute{"/alipay/notify", failing.URL + "/hooks", "outbox {\n\t\t\tretry 1h\n\t\t}"})
 	tk.RunCaddy(t, config, listen)
 	for _, id := range []string{"e2e-outbox-1", "e2e-outbox-2"} {
-		if status, answer := postNotification(t, "http://"+listen+"/alipay/notify", tk.Genuine(t, id)); status != http.StatusBadGateway || answer != "fail" {
+		if status, answer, _ := tk.Post(t, "http://"+listen+"/alipay/notify", tk.Genuine(t, id)); status != http.StatusBadGateway || answer != "fail" {
 			t.Fatalf("%s: %d %s", id, status, answer)
 		}
 	}
@@ -185,7 +165,7 @@ func TestDemoThroughBinary(t *testing.T) {
 	cmd.Env = env
 	p := tk.StartProcess(t, cmd)
 	p.WaitFor(t, "Ctrl-C stops the demo.", 30*time.Second)
-	if status, answer := postNotification(t, "http://"+listen+"/alipay/notify", tk.Genuine(t, "e2e-demo-1")); status != http.StatusOK || answer != "success" {
+	if status, answer, _ := tk.Post(t, "http://"+listen+"/alipay/notify", tk.Genuine(t, "e2e-demo-1")); status != http.StatusOK || answer != "success" {
 		t.Errorf("own notification: %d %s", status, answer)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

@@ -94,8 +94,8 @@ func TestKeygenSignVerify(t *testing.T) {
 		t.Errorf("no diagnosis:\n%s", res.stdout)
 	}
 	// With Alipay's key, the real vector verifies, with Alipay's signed string.
-	res = runTool(t, "", "verify", "--key", vec.Key.AlipayPublicKey, writeFile(t, "vector.body", vec.Body)).mustSucceed(t)
-	if got := signedString(t, res.stdout, "signed string"); got != vec.Expect.StringToSign {
+	res = runTool(t, "", "verify", "--key", vec.Key.AlipayPublicKey, tk.WriteFile(t, "vector.body", vec.Body)).mustSucceed(t)
+	if got := tk.SignedString(t, res.stdout, "signed string"); got != vec.Expect.StringToSign {
 		t.Errorf("signed string\n got %s\nwant %s", got, vec.Expect.StringToSign)
 	}
 }
@@ -155,7 +155,7 @@ http://%s {
 	}
 
 	// A real notification signed by Alipay, sent as it is.
-	res = runTool(t, "", "send", "--body", writeFile(t, "vector.body", vec.Body), base+"/vector/notify").mustSucceed(t)
+	res = runTool(t, "", "send", "--body", tk.WriteFile(t, "vector.body", vec.Body), base+"/vector/notify").mustSucceed(t)
 	if res.stdout != "200 success\n" {
 		t.Errorf("vector: stdout %q", res.stdout)
 	}
@@ -203,7 +203,7 @@ func TestWebhookSecret(t *testing.T) {
 	if !regexp.MustCompile(`^whsec_[A-Za-z0-9+/]{43}=\n$`).MatchString(first) || first == second {
 		t.Fatalf("secrets %q, %q", first, second)
 	}
-	config := writeFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2/hooks/alipay", strings.TrimSpace(first)))
+	config := tk.WriteFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2/hooks/alipay", strings.TrimSpace(first)))
 	out, err := exec.Command(tk.CaddyBinary(t), "validate", "--config", config).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Valid configuration") {
 		t.Fatalf("caddy validate refused the secret: %v\n%s", err, out)
@@ -213,7 +213,7 @@ func TestWebhookSecret(t *testing.T) {
 // TestValidateReportsLine checks that caddy validate and adapt --validate
 // name the Caddyfile line of a configuration error.
 func TestValidateReportsLine(t *testing.T) {
-	path := writeFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2", "whsec_tooshort"))
+	path := tk.WriteFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2", "whsec_tooshort"))
 	for _, args := range [][]string{{"validate", "--config", path}, {"adapt", "--validate", "--config", path}} {
 		out, err := exec.Command(tk.CaddyBinary(t), args...).CombinedOutput()
 		if err == nil {

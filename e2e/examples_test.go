@@ -124,7 +124,7 @@ http://%[1]s {
 	id := "example-" + lang + "-1"
 	body := runTool(t, "", "sign", "--key", key, "--app-id", tk.AppID,
 		"notify_id="+id, "out_trade_no=order-"+lang, "total_amount=88.80", "subject=测试商品 "+lang).mustSucceed(t).stdout
-	bodyFile := writeFile(t, "body", body)
+	bodyFile := tk.WriteFile(t, "body", body)
 
 	// A new notification: processed, success.
 	if res := runTool(t, "", "send", "--body", bodyFile, notifyURL).mustSucceed(t); res.stdout != "200 success\n" {
@@ -164,7 +164,7 @@ http://%[1]s {
 	// webhook-id (antom_ + the first 32 hex digits of its SHA-256), as
 	// Antom's retries do: the second delivery is a duplicate.
 	antomBody := tk.AntomPayment("PAY_example-"+lang, time.Now())
-	antomFile := writeFile(t, "antom.json", string(antomBody))
+	antomFile := tk.WriteFile(t, "antom.json", string(antomBody))
 	sum := sha256.Sum256(antomBody)
 	antomID := "antom_" + hex.EncodeToString(sum[:16])
 	for _, want := range []string{
@@ -204,27 +204,27 @@ func TestNodeInterop(t *testing.T) {
 	params := tk.Signed(t, tk.Key(t, "alipay"), tk.Set(tk.TradeParams(tk.AppID, time.Now()), "notify_id", "node-interop-1"), false)
 	body := tk.EncodeForm(params)
 	notifyURL := "http://" + listen + "/alipay/notify"
-	if status, answer := postNotification(t, notifyURL, body); status != 200 || answer != "success" {
+	if status, answer, _ := tk.Post(t, notifyURL, body); status != 200 || answer != "success" {
 		t.Fatalf("answer %d %q", status, answer)
 	}
 	receiver.WaitFor(t, "accepted node-interop-1 alipay.trade_status_sync 20190815155618536-564-57 0.10 TRADE_SUCCESS", 5*time.Second)
 
 	// Alipay's retry: the receiver recognises the webhook-id.
-	if status, answer := postNotification(t, notifyURL, body); status != 200 || answer != "success" {
+	if status, answer, _ := tk.Post(t, notifyURL, body); status != 200 || answer != "success" {
 		t.Fatalf("retry answer %d %q", status, answer)
 	}
 	receiver.WaitFor(t, "duplicate node-interop-1", 5*time.Second)
 
 	// A webhook signed with another secret is refused by the receiver, so
 	// Alipay is answered fail and will retry.
-	if status, answer := postNotification(t, "http://"+wrongListen+"/alipay/notify", body); status != 502 || answer != "fail" {
+	if status, answer, _ := tk.Post(t, "http://"+wrongListen+"/alipay/notify", body); status != 502 || answer != "fail" {
 		t.Fatalf("wrong secret: answer %d %q, want 502 fail", status, answer)
 	}
 	receiver.WaitFor(t, "rejected node-interop-1 bad signature", 5*time.Second)
 
 	// A forged notification never reaches the receiver.
 	forged := tk.EncodeForm(tk.Set(params, "total_amount", "999.00"))
-	if status, _ := postNotification(t, notifyURL, forged); status != 403 {
+	if status, _, _ := tk.Post(t, notifyURL, forged); status != 403 {
 		t.Fatalf("forged: status %d", status)
 	}
 	if n := receiver.Count("node-interop-1"); n != 3 {

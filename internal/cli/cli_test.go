@@ -5,11 +5,11 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	tk "github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/spf13/cobra"
 )
 
@@ -73,28 +73,6 @@ func unwrapped(s string) string {
 	return regexp.MustCompile(`\s+`).ReplaceAllString(s, " ")
 }
 
-// signedString returns the line after the first line starting with label.
-func signedString(t *testing.T, out, label string) string {
-	t.Helper()
-	lines := strings.Split(out, "\n")
-	for i, line := range lines {
-		if strings.HasPrefix(line, label) && i+1 < len(lines) {
-			return lines[i+1]
-		}
-	}
-	t.Fatalf("no %q in:\n%s", label, out)
-	return ""
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestHelp(t *testing.T) {
 	names := map[string]bool{}
 	for _, cmd := range Commands() {
@@ -120,7 +98,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestReadInput(t *testing.T) {
-	path := writeFile(t, "in", "from a file")
+	path := tk.WriteFile(t, "in", "from a file")
 	for _, tc := range []struct{ path, want string }{{"-", "from stdin"}, {path, "from a file"}} {
 		got, err := readInput(strings.NewReader("from stdin"), tc.path)
 		if err != nil || string(got) != tc.want {
@@ -142,7 +120,7 @@ func TestIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devNull.Close()
-	file, err := os.Open(writeFile(t, "f", ""))
+	file, err := os.Open(tk.WriteFile(t, "f", ""))
 	if err != nil {
 		t.Fatal(err)
 	}

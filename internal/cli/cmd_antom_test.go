@@ -97,7 +97,7 @@ func TestSignAntom(t *testing.T) {
 	}
 
 	// --verbose shows the signed content; an RFC 3339 time with an offset.
-	res = run(t, "", "sign", "--antom", "--key", antomKeyFile, "--client-id", "C1", "--request-time", "2019-04-04T12:08:56.253+05:30", "--body", writeFile(t, "b.json", `{"a":1}`), "--verbose").mustSucceed(t)
+	res = run(t, "", "sign", "--antom", "--key", antomKeyFile, "--client-id", "C1", "--request-time", "2019-04-04T12:08:56.253+05:30", "--body", tk.WriteFile(t, "b.json", `{"a":1}`), "--verbose").mustSucceed(t)
 	if res.stderr != "signed content:\nPOST /antom/notify\nC1.2019-04-04T12:08:56.253+05:30.{\"a\":1}\n" {
 		t.Errorf("--verbose: %q", res.stderr)
 	}
@@ -309,7 +309,7 @@ func TestVerifyAntomFlags(t *testing.T) {
 	body := tk.AntomPayment("PAY_CLI_3", time.Now())
 	at := tk.AntomMillis(time.Now())
 	sig := tk.AntomSign(t, tk.Key(t, "alipay"), "/antom/notify", "C1", at, body)
-	bodyFile := writeFile(t, "body.json", string(body)+"\n")
+	bodyFile := tk.WriteFile(t, "body.json", string(body)+"\n")
 	full := []string{"verify", "--antom", "--key", antomPubFile, "--uri", "/antom/notify", "--client-id", "C1", "--request-time", at}
 
 	// A body and the headers' values by flags: the Signature header, or only its signature.

@@ -1,15 +1,11 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,25 +29,7 @@ func isolate(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the demo and its upstream at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func demo(ctx context.Context, out *syncBuffer, args ...string) error {
+func demo(ctx context.Context, out *tk.SyncBuffer, args ...string) error {
 	root := &cobra.Command{Use: "alipay-notify", SilenceErrors: true, SilenceUsage: true}
 	root.AddCommand(cli.Commands()...)
 	root.SetArgs(append([]string{"demo"}, args...))
@@ -65,7 +43,7 @@ func TestDemoSelfTest(t *testing.T) {
 		t.Skip("starts Caddy")
 	}
 	isolateTemp(t)
-	var out syncBuffer
+	var out tk.SyncBuffer
 	if err := demo(context.Background(), &out, "--self-test", "--listen", tk.FreePort(t), "--upstream", tk.FreePort(t)); err != nil {
 		t.Fatalf("demo self-test: %v\n%s", err, out.String())
 	}
@@ -91,7 +69,7 @@ func TestDemoRuns(t *testing.T) {
 	listen := tk.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out tk.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- demo(ctx, &out, "--listen", listen, "--upstream", tk.FreePort(t)) }()
 	waitForOutput(t, &out, done, "Ctrl-C stops the demo.")
@@ -99,7 +77,7 @@ func TestDemoRuns(t *testing.T) {
 		t.Errorf("no curl commands:\n%s", out.String())
 	}
 	// A notification signed with the test key, for the demo's test app.
-	res := sendTo(t, "http://"+listen+"/alipay/notify", tk.Genuine(t, "demo-own-1"))
+	_, res, _ := tk.Post(t, "http://"+listen+"/alipay/notify", tk.Genuine(t, "demo-own-1"))
 	if res != "success" {
 		t.Errorf("own notification answered %q", res)
 	}
@@ -131,7 +109,7 @@ func TestDemoErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	var out syncBuffer
+	var out tk.SyncBuffer
 	if err := demo(context.Background(), &out, "--self-test", "--upstream", "127.0.0.1:1", "--listen", "127.0.0.1:1"); err == nil || err.Error() != "--listen and --upstream are both 127.0.0.1:1: give them different addresses" {
 		t.Errorf("the same address twice: %v", err)
 	}
@@ -160,7 +138,7 @@ func TestDemoRefusesBusyAddress(t *testing.T) {
 		if flag == "--upstream" {
 			other = "--listen"
 		}
-		var out syncBuffer
+		var out tk.SyncBuffer
 		err := demo(context.Background(), &out, "--self-test", flag, addr, other, tk.FreePort(t))
 		if err == nil {
 			t.Fatalf("%s %s: the demo started on a busy address:\n%s", flag, addr, out.String())
@@ -230,7 +208,7 @@ func TestDemoLeavesNothing(t *testing.T) {
 	}
 	t.Run("self-test", func(t *testing.T) {
 		tmp := isolateTemp(t)
-		var out syncBuffer
+		var out tk.SyncBuffer
 		if err := demo(context.Background(), &out, "--self-test", "--listen", tk.FreePort(t), "--upstream", tk.FreePort(t)); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
@@ -239,7 +217,7 @@ func TestDemoLeavesNothing(t *testing.T) {
 	})
 	t.Run("Ctrl-C", func(t *testing.T) {
 		tmp := isolateTemp(t)
-		var out syncBuffer
+		var out tk.SyncBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- demo(context.Background(), &out, "--listen", tk.FreePort(t), "--upstream", tk.FreePort(t))
@@ -268,7 +246,7 @@ func TestDemoLeavesNothing(t *testing.T) {
 }
 
 // waitForOutput waits until the demo printed want.
-func waitForOutput(t *testing.T, out *syncBuffer, done <-chan error, want string) {
+func waitForOutput(t *testing.T, out *tk.SyncBuffer, done <-chan error, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), want) {
@@ -281,15 +259,4 @@ func waitForOutput(t *testing.T, out *syncBuffer, done <-chan error, want string
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func sendTo(t *testing.T, url, body string) string {
-	t.Helper()
-	resp, err := http.Post(url, "application/x-www-form-urlencoded; text/html; charset=UTF-8", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	return string(answer)
 }

@@ -5,10 +5,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -100,13 +98,7 @@ type AntomVector struct {
 // LoadAntomVector loads testdata/vectors/antom/<name>.
 func LoadAntomVector(t testing.TB, name string) AntomVector {
 	t.Helper()
-	data, err := os.ReadFile(Testdata("vectors", "antom", name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var v AntomVector
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
+	loadJSON(t, Testdata("vectors", "antom", name), &v)
 	return v
 }
