@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,23 +80,10 @@ func serveBench(b *testing.B, h *Handler, body string, want int) {
 var presignSeq atomic.Int64
 
 func presignUnique(b *testing.B, n int, tag string) []string {
-	bodies := make([]string, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
 	run := presignSeq.Add(1)
-	for range runtime.NumCPU() {
-		wg.Go(func() {
-			for i := range next {
-				bodies[i] = testkit.Genuine(b, fmt.Sprintf("bench-%d-%s-%d", run, strings.TrimPrefix(tag, "outbox="), i))
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return bodies
+	return testkit.Presign(b, n, func(i int) string {
+		return fmt.Sprintf("bench-%d-%s-%d", run, strings.TrimPrefix(tag, "outbox="), i)
+	})
 }
 
 // newOutboxBenchHandler provisions a Handler in a Caddy context whose

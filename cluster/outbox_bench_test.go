@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +50,8 @@ func BenchmarkOutboxHandlerFailureRedis(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			h := redisHandler(b, redisAddr, upstream.URL, withOutbox)
 			b.StopTimer()
-			bodies := presign(b, b.N, fmt.Sprintf("bench-%d", run.Add(1)))
+			prefix := fmt.Sprintf("bench-%d", run.Add(1))
+			bodies := testkit.Presign(b, b.N, func(i int) string { return fmt.Sprintf("%s-%d", prefix, i) })
 			b.StartTimer()
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
@@ -96,26 +96,6 @@ func redisHandler(b *testing.B, redisAddr, forward string, withOutbox bool) *ali
 	return h
 }
 
-// presign signs n genuine notifications with notify_ids of their own.
-func presign(b *testing.B, n int, prefix string) []string {
-	bodies := make([]string, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Go(func() {
-			for i := range next {
-				bodies[i] = testkit.Genuine(b, fmt.Sprintf("%s-%d", prefix, i))
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return bodies
-}
-
 // BenchmarkOutboxRecordFailureRedis: the failure path's write alone (a new
 // entry) through outbox.Store on Redis.
 func BenchmarkOutboxRecordFailureRedis(b *testing.B) {
@@ -154,24 +134,13 @@ func BenchmarkOutboxDrain10000Redis(b *testing.B) {
 		s := outbox.NewStore(openStorage(b, redisAddr, prefix), zap.NewNop())
 		// Seeded through the Store, due now: retry 1ns.
 		sched := outbox.Schedule{Retry: []time.Duration{1}, GiveUp: time.Hour, Keep: time.Hour}
-		seed := make(chan int)
-		var wg sync.WaitGroup
-		for range 16 {
-			wg.Go(func() {
-				for i := range seed {
-					id := fmt.Sprintf("2026%028d", i)
-					f := outbox.Failure{Forward: up.URL, ID: id, Type: "alipay.trade_status_sync", Body: []byte(`{"id":"` + id + `"}`), Error: "upstream answered 502"}
-					if _, err := s.RecordFailure(ctx, sched, f, time.Now()); err != nil {
-						b.Error(err)
-					}
-				}
-			})
-		}
-		for i := range n {
-			seed <- i
-		}
-		close(seed)
-		wg.Wait()
+		testkit.Spread(16, n, func(i int) {
+			id := fmt.Sprintf("2026%028d", i)
+			f := outbox.Failure{Forward: up.URL, ID: id, Type: "alipay.trade_status_sync", Body: []byte(`{"id":"` + id + `"}`), Error: "upstream answered 502"}
+			if _, err := s.RecordFailure(ctx, sched, f, time.Now()); err != nil {
+				b.Error(err)
+			}
+		})
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 		var done atomic.Int64
 		w, err := outbox.NewWorker(s, outbox.WorkerConfig{

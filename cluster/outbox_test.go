@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,75 +80,6 @@ func (in *instance) waitOutbox(t *testing.T, within time.Duration, query, want s
 	}
 }
 
-// acceptCounter is an upstream behaviour: 503 while down, else 204 after
-// delay, counting the acceptances per webhook-id.
-type acceptCounter struct {
-	mu    sync.Mutex
-	down  bool
-	delay time.Duration
-	times map[string]int
-}
-
-func (a *acceptCounter) set(down bool, delay time.Duration) {
-	a.mu.Lock()
-	a.down, a.delay = down, delay
-	a.mu.Unlock()
-}
-
-func (a *acceptCounter) behave(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	down, delay := a.down, a.delay
-	a.mu.Unlock()
-	if down {
-		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-		return
-	}
-	time.Sleep(delay)
-	a.mu.Lock()
-	a.times[r.Header.Get("webhook-id")]++
-	a.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *acceptCounter) count(id string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.times[id]
-}
-
-// waitAll waits until every id was accepted at least once; it fails the
-// test with those that were not.
-func (a *acceptCounter) waitAll(t *testing.T, ids []string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var missing []string
-		for _, id := range ids {
-			if a.count(id) == 0 {
-				missing = append(missing, id)
-			}
-		}
-		if len(missing) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d entries not delivered within %v, e.g. %v", len(missing), len(ids), within, missing[:min(5, len(missing))])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// duplicates is the number of extra acceptances of ids.
-func (a *acceptCounter) duplicates(ids []string) int {
-	n := 0
-	for _, id := range ids {
-		if c := a.count(id); c > 1 {
-			n += c - 1
-		}
-	}
-	return n
-}
-
 // TestOutboxCluster: two instances on one Redis, one upstream down then up.
 //
 //   - notifications failed on either instance form one outbox: B's admin
@@ -166,8 +96,8 @@ func TestOutboxCluster(t *testing.T) {
 	redisAddr := startRedis(t)
 	bin := buildCaddy(t)
 	const prefix = "outbox-cluster"
-	up := &acceptCounter{down: true, times: map[string]int{}}
-	upstream := testkit.NewUpstream(t, testkit.Secret, up.behave)
+	up := testkit.NewAcceptor(true, 0)
+	upstream := testkit.NewUpstream(t, testkit.Secret, up.Behave)
 	pa, pb := newCaddyPorts(t), newCaddyPorts(t)
 	a := startCaddy(t, bin, clusterGlobals(pa, redisAddr, prefix)+outboxSite(pa, upstream.URL))
 	b := startCaddy(t, bin, clusterGlobals(pb, redisAddr, prefix)+outboxSite(pb, upstream.URL))
@@ -203,13 +133,13 @@ func TestOutboxCluster(t *testing.T) {
 
 	// 2. The upstream is back: both instances drain the one outbox.
 	recovered := time.Now()
-	up.set(false, 20*time.Millisecond)
-	up.waitAll(t, ids, time.Second+15*time.Second)
+	up.Set(false, 20*time.Millisecond)
+	up.RequireAll(t, ids, time.Second+15*time.Second)
 	t.Logf("%d entries delivered %v after the upstream recovered", n, time.Since(recovered).Round(time.Millisecond))
 	for _, in := range []*instance{a, b} {
 		in.waitOutbox(t, 5*time.Second, "", "delivered")
 	}
-	dups := up.duplicates(ids)
+	dups := up.Duplicates(ids)
 	var byA, byB int
 	for _, e := range a.findLogs("outbox delivery", func(e logEntry) bool { return e.str("result") == "accepted" }) {
 		_ = e
@@ -228,19 +158,19 @@ func TestOutboxCluster(t *testing.T) {
 	}
 	// Alipay's retry, on either instance: delivered_earlier, not forwarded.
 	for _, id := range ids[:10] {
-		before := up.count(id)
+		before := up.Count(id)
 		for _, in := range []*instance{a, b} {
 			if status, answer := in.post(t, "/notify", id); status != http.StatusOK || answer != "success" {
 				t.Errorf("%s: Alipay's retry of delivered %s: %d %q, want 200 success", in.Name, id, status, answer)
 			}
 		}
-		if after := up.count(id); after != before {
+		if after := up.Count(id); after != before {
 			t.Errorf("Alipay's retry of delivered %s was forwarded again", id)
 		}
 	}
 
 	// 3. Dead on A, replayed through B.
-	up.set(true, 0)
+	up.Set(true, 0)
 	if status, _ := a.post(t, "/short", "cluster-dead"); status != http.StatusBadGateway {
 		t.Fatalf("/short on %s: %d, want 502", a.Name, status)
 	}
@@ -255,16 +185,16 @@ func TestOutboxCluster(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	up.set(false, 0)
+	up.Set(false, 0)
 	code, body := b.admin(t, http.MethodPost, "/alipay_notify/outbox/replay", []byte(`{"ids":["cluster-dead"]}`))
 	if code != http.StatusOK || strings.TrimSpace(string(body)) != `{"replayed":1}` {
 		t.Fatalf("%s: replay: %d %s", b.Name, code, body)
 	}
-	up.waitAll(t, []string{"cluster-dead"}, 5*time.Second)
+	up.RequireAll(t, []string{"cluster-dead"}, 5*time.Second)
 	a.waitOutbox(t, 5*time.Second, "?state=dead", "delivered")
 
 	// 4. A crashes in the middle of a drain; B delivers what is left.
-	up.set(true, 0)
+	up.Set(true, 0)
 	const m = 100
 	var more []string
 	for i := range m {
@@ -278,12 +208,12 @@ func TestOutboxCluster(t *testing.T) {
 			t.Fatalf("%s on %s: %d, want 502", id, in.Name, status)
 		}
 	}
-	up.set(false, 200*time.Millisecond)
+	up.Set(false, 200*time.Millisecond)
 	deadline = time.Now().Add(15 * time.Second)
 	for {
 		delivered := 0
 		for _, id := range more {
-			if up.count(id) > 0 {
+			if up.Count(id) > 0 {
 				delivered++
 			}
 		}
@@ -298,9 +228,9 @@ func TestOutboxCluster(t *testing.T) {
 	a.kill(t)
 	killed := time.Now()
 	// A's locks expire within 5 s (TTL); then B claims their entries.
-	up.waitAll(t, more, 5*time.Second+10*time.Second)
+	up.RequireAll(t, more, 5*time.Second+10*time.Second)
 	b.waitOutbox(t, 5*time.Second+10*time.Second, "", "delivered")
-	t.Logf("after %s's crash, %s delivered the rest within %v; duplicates %d", a.Name, b.Name, time.Since(killed).Round(time.Millisecond), up.duplicates(more))
+	t.Logf("after %s's crash, %s delivered the rest within %v; duplicates %d", a.Name, b.Name, time.Since(killed).Round(time.Millisecond), up.Duplicates(more))
 
 	// 5. The restarted A sees the whole outbox.
 	a.restart(t)
@@ -325,8 +255,8 @@ func TestOutboxClusterReload(t *testing.T) {
 	t.Parallel()
 	redisAddr := startRedis(t)
 	bin := buildCaddy(t)
-	up := &acceptCounter{down: true, times: map[string]int{}}
-	upstream := testkit.NewUpstream(t, testkit.Secret, up.behave)
+	up := testkit.NewAcceptor(true, 0)
+	upstream := testkit.NewUpstream(t, testkit.Secret, up.Behave)
 	p := newCaddyPorts(t)
 	a := startCaddy(t, bin, clusterGlobals(p, redisAddr, "outbox-reload")+outboxSite(p, upstream.URL))
 
@@ -364,15 +294,15 @@ func TestOutboxClusterReload(t *testing.T) {
 		t.Fatalf("after the reload: %d, want 502", status)
 	}
 	ids = append(ids, "reload-after")
-	up.set(false, 0)
-	up.waitAll(t, ids, time.Second+10*time.Second)
+	up.Set(false, 0)
+	up.RequireAll(t, ids, time.Second+10*time.Second)
 	a.waitOutbox(t, 5*time.Second, "", "delivered")
 	for _, e := range a.logEntries() {
 		if e.time().After(reloaded) && (e.str("level") == "error") && strings.Contains(e.str("logger"), "alipay_notify") {
 			t.Errorf("after the reload: %s %v", e.str("msg"), e)
 		}
 	}
-	if dups := up.duplicates(ids); dups != 0 {
+	if dups := up.Duplicates(ids); dups != 0 {
 		t.Errorf("%d duplicate deliveries across the reloads", dups)
 	}
 }

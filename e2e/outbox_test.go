@@ -39,70 +39,6 @@ func runCaddyIn(t *testing.T, dir, caddyfile, listen string) *testkit.Process {
 	return p
 }
 
-// acceptLog is an upstream behaviour that answers 503 while down, else
-// (after delay) 204, and remembers when it first accepted each webhook-id
-// and how many times it accepted it.
-type acceptLog struct {
-	down  atomic.Bool
-	delay time.Duration
-	mu    sync.Mutex
-	first map[string]time.Time
-	times map[string]int
-}
-
-func newAcceptLog(delay time.Duration) *acceptLog {
-	return &acceptLog{delay: delay, first: map[string]time.Time{}, times: map[string]int{}}
-}
-
-func (a *acceptLog) behave(w http.ResponseWriter, r *http.Request) {
-	if a.down.Load() {
-		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-		return
-	}
-	time.Sleep(a.delay)
-	id := r.Header.Get("webhook-id")
-	a.mu.Lock()
-	if _, ok := a.first[id]; !ok {
-		a.first[id] = time.Now()
-	}
-	a.times[id]++
-	a.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// accepted returns when id was first accepted and how many times it was.
-func (a *acceptLog) accepted(id string) (time.Time, int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.first[id], a.times[id]
-}
-
-func (a *acceptLog) distinct() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.first)
-}
-
-// waitAll waits until every id was accepted; it returns the ids that were
-// not when the deadline passed.
-func (a *acceptLog) waitAll(ids []string, within time.Duration) []string {
-	deadline := time.Now().Add(within)
-	for {
-		var missing []string
-		a.mu.Lock()
-		for _, id := range ids {
-			if _, ok := a.first[id]; !ok {
-				missing = append(missing, id)
-			}
-		}
-		a.mu.Unlock()
-		if len(missing) == 0 || time.Now().After(deadline) {
-			return missing
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // outboxEntries lists the outbox through the admin API at admin.
 func outboxEntries(t *testing.T, admin, query string) []map[string]any {
 	t.Helper()
@@ -152,9 +88,8 @@ func adminMetrics(t *testing.T, admin string) map[string]float64 {
 // the stale-lock time of DESIGN §9 (30 s at most) plus a margin.
 func TestOutboxSurvivesKill(t *testing.T) {
 	testkit.CaddyBinary(t)
-	up := newAcceptLog(300 * time.Millisecond)
-	up.down.Store(true)
-	upstream := testkit.NewUpstream(t, testkit.Secret, up.behave)
+	up := testkit.NewAcceptor(true, 300*time.Millisecond)
+	upstream := testkit.NewUpstream(t, testkit.Secret, up.Behave)
 	dir := t.TempDir()
 	listen, admin := testkit.FreePort(t), testkit.FreePort(t)
 	caddyfile := notifyCaddyfile(t, listen, admin, notifyRoute{"/alipay/notify", upstream.URL, "outbox {\n\t\t\tretry 1s\n\t\t}"})
@@ -173,11 +108,11 @@ func TestOutboxSurvivesKill(t *testing.T) {
 		t.Fatalf("%d pending entries, want %d", len(pending), n)
 	}
 
-	up.down.Store(false)
+	up.SetDown(false)
 	deadline := time.Now().Add(15 * time.Second)
-	for up.distinct() < 8 {
+	for up.Distinct() < 8 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d entries delivered 15 s after the upstream recovered", up.distinct())
+			t.Fatalf("only %d entries delivered 15 s after the upstream recovered", up.Distinct())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -186,7 +121,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	}
 	_, _ = p.Cmd.Process.Wait()
 	killedAt := time.Now()
-	before := up.distinct()
+	before := up.Distinct()
 	t.Logf("killed with %d of %d entries delivered", before, n)
 	if before == n {
 		t.Fatal("every entry was delivered before the kill; nothing left to prove")
@@ -202,7 +137,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	// its creation, about 17 s: the outbox's blocking Lock after 15 s of
 	// failed tries, which waits 2 s on an empty file).
 	const takeover = 30 * time.Second
-	if missing := up.waitAll(ids, takeover+5*time.Second); len(missing) > 0 {
+	if missing := up.WaitAll(ids, takeover+5*time.Second); len(missing) > 0 {
 		t.Fatalf("%d entries never delivered after the restart: %v", len(missing), missing)
 	}
 	deadline = killedAt.Add(takeover + 5*time.Second)
@@ -220,12 +155,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	if delivered := outboxEntries(t, admin, "?state=delivered"); len(delivered) != n {
 		t.Errorf("%d entries delivered, want %d", len(delivered), n)
 	}
-	dups := 0
-	for _, id := range ids {
-		if _, times := up.accepted(id); times > 1 {
-			dups += times - 1
-		}
-	}
+	dups := up.Duplicates(ids)
 	// The deliveries in flight at the kill may be made again: at most one
 	// per delivery goroutine (8).
 	t.Logf("duplicate deliveries: %d (in flight at the kill)", dups)
@@ -259,17 +189,10 @@ func TestOutboxSurvivesKill(t *testing.T) {
 //	OUTBOX_LOAD_NOTIFICATIONS=50000 go test -run TestOutboxInvariantUnderLoad -v -timeout 30m ./e2e
 func TestOutboxInvariantUnderLoad(t *testing.T) {
 	testkit.CaddyBinary(t)
-	total := 10000
-	if s := os.Getenv("OUTBOX_LOAD_NOTIFICATIONS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 100 {
-			t.Fatalf("OUTBOX_LOAD_NOTIFICATIONS=%q: want a number >= 100", s)
-		}
-		total = n
-	}
+	total := loadSize(t, "OUTBOX_LOAD_NOTIFICATIONS", 10000)
 	const connections = 32
-	up := newAcceptLog(0)
-	upstream := testkit.NewUpstream(t, testkit.Secret, up.behave)
+	up := testkit.NewAcceptor(false, 0)
+	upstream := testkit.NewUpstream(t, testkit.Secret, up.Behave)
 	dir := t.TempDir()
 	listen, admin := testkit.FreePort(t), testkit.FreePort(t)
 	p := runCaddyIn(t, dir, notifyCaddyfile(t, listen, admin,
@@ -280,10 +203,7 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 	notifications := presign(t, total, 20)
 	t.Logf("signed %d notifications (%d genuine) in %s", len(notifications), total, time.Since(start).Round(time.Millisecond))
 
-	client := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: connections, MaxConnsPerHost: connections},
-	}
+	client := loadClient(connections)
 	defer client.CloseIdleConnections()
 	type answered struct {
 		answerRecord
@@ -293,24 +213,14 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 	// progress is called after each answer with the count so far.
 	send := func(indexes []int, answers []answered, progress func(done int64)) {
 		var done atomic.Int64
-		work := make(chan int)
-		var wg sync.WaitGroup
-		for range connections {
-			wg.Go(func() {
-				for i := range work {
-					a := post(client, "http://"+listen+"/alipay/notify", notifications[i].body)
-					answers[i] = answered{a, time.Now()}
-					if progress != nil {
-						progress(done.Add(1))
-					}
-				}
-			})
-		}
-		for _, i := range indexes {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
+		testkit.Spread(connections, len(indexes), func(k int) {
+			i := indexes[k]
+			a := post(client, "http://"+listen+"/alipay/notify", notifications[i].body)
+			answers[i] = answered{a, time.Now()}
+			if progress != nil {
+				progress(done.Add(1))
+			}
+		})
 	}
 
 	// The first round, with the upstream down from a fifth to half of it.
@@ -333,9 +243,9 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 		switch done {
 		case n / 5:
 			sample("warm")
-			up.down.Store(true)
+			up.SetDown(true)
 		case n / 2:
-			up.down.Store(false)
+			up.SetDown(false)
 		}
 	})
 	firstRound := time.Since(start)
@@ -361,7 +271,7 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 		}
 	}
 	start = time.Now()
-	missing := up.waitAll(genuineIDs, 60*time.Second)
+	missing := up.WaitAll(genuineIDs, 60*time.Second)
 	drain := time.Since(start)
 	if len(missing) > 0 {
 		t.Errorf("%d verified notifications never accepted by the upstream (lost), e.g. %v", len(missing), missing[:min(5, len(missing))])
@@ -391,7 +301,7 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 	counts := map[string]int{}
 	check := func(round string, i int, a answered) {
 		nt := notifications[i]
-		acceptedAt, _ := up.accepted(nt.id)
+		acceptedAt, _ := up.Accepted(nt.id)
 		switch {
 		case !nt.genuine:
 			counts["forged or tampered"]++
@@ -425,7 +335,7 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 		failedFirst[notifications[i].id] = true
 	}
 	for _, nt := range notifications {
-		if _, times := up.accepted(nt.id); !nt.genuine && times != 0 {
+		if _, times := up.Accepted(nt.id); !nt.genuine && times != 0 {
 			t.Errorf("%s (%s) reached the upstream", nt.id, nt.kind)
 		}
 	}
@@ -441,7 +351,7 @@ func TestOutboxInvariantUnderLoad(t *testing.T) {
 
 	dupIDs, dups := 0, 0
 	for _, id := range genuineIDs {
-		if _, times := up.accepted(id); times > 1 {
+		if _, times := up.Accepted(id); times > 1 {
 			dupIDs++
 			dups += times - 1
 		}
