@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,9 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,9 +164,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 	ok := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
 	failing := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusInternalServerError, 0))
 	slow := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 2*time.Second))
-	down := httptest.NewServer(http.NotFoundHandler())
-	downURL := down.URL
-	down.Close() // nothing listens there any more
+	downURL := testkit.ClosedURL(t)
 	upstreams := []*testkit.Upstream{ok, failing, slow}
 
 	vector := testkit.LoadAntomVector(t, "sandbox-response-rsa256.json")
@@ -488,21 +483,29 @@ func TestAntomThroughCaddy(t *testing.T) {
 		})
 	}
 
+	// forwardOne sends an Antom notification of client that ok accepts,
+	// counts it, and returns the answer and the one webhook ok received.
+	forwardOne := func(t *testing.T, uri string, header http.Header, body []byte, client string) (antomReply, testkit.Webhook) {
+		t.Helper()
+		reply := sendAntom(t, http.MethodPost, uri, header, body)
+		readAntomLog(t, logs)
+		outcomes[[2]string{"forwarded", client}]++
+		got := ok.Take()
+		if reply.status != 200 || reply.body != antomSuccessJSON || len(got) != 1 {
+			t.Fatalf("answer %d %s, %d webhooks", reply.status, reply.body, len(got))
+		}
+		return reply, got[0]
+	}
+
 	t.Run("webhook data keeps every number's digits and every string's bytes", func(t *testing.T) {
 		data := []byte(`{"notifyType":"REFUND_RESULT","refundRequestId":"REF_1","refundAmount":{"currency":"USD","value":"100"},` +
 			`"big":12345678901234567890,"small":0.10,"huge":1E+400,"negZero":-0,"exp":2.50e-3,` +
 			`"nested":{"list":[1.0,{"deep":[true,false,null]}],"empty":{}},"text":"caf\u00e9 \ud83d\ude00 <b>&amp;</b> \/ \"q\""}`)
 		rt := zulu
-		reply := sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, rt, data), data)
-		readAntomLog(t, logs)
-		outcomes[[2]string{"forwarded", testkit.AntomClient}]++
-		got := ok.Take()
-		if reply.status != 200 || reply.body != antomSuccessJSON || len(got) != 1 {
-			t.Fatalf("answer %d %s, %d webhooks", reply.status, reply.body, len(got))
-		}
-		checkAntomWebhook(t, got[0], data, rt, "antom.REFUND_RESULT")
+		reply, webhook := forwardOne(t, "/antom", signed(keyA1, "/antom", testkit.AntomClient, rt, data), data, testkit.AntomClient)
+		checkAntomWebhook(t, webhook, data, rt, "antom.REFUND_RESULT")
 		// Read as a merchant's JSON library would, numbers as written.
-		dec := json.NewDecoder(bytes.NewReader(got[0].Event.RawData))
+		dec := json.NewDecoder(bytes.NewReader(webhook.Event.RawData))
 		dec.UseNumber()
 		var fields map[string]any
 		if err := dec.Decode(&fields); err != nil {
@@ -523,17 +526,11 @@ func TestAntomThroughCaddy(t *testing.T) {
 	})
 
 	t.Run("a pretty-printed body is forwarded compacted", func(t *testing.T) {
-		reply := sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, ms, prettyBody), prettyBody)
-		readAntomLog(t, logs)
-		outcomes[[2]string{"forwarded", testkit.AntomClient}]++
-		got := ok.Take()
-		if reply.status != 200 || len(got) != 1 {
-			t.Fatalf("answer %d, %d webhooks", reply.status, len(got))
+		_, webhook := forwardOne(t, "/antom", signed(keyA1, "/antom", testkit.AntomClient, ms, prettyBody), prettyBody, testkit.AntomClient)
+		if bytes.ContainsAny(webhook.Event.RawData, " \n") || !bytes.Equal(webhook.Event.RawData, testkit.AntomPayment("PAY_PRETTY", now)) {
+			t.Errorf("data %s", webhook.Event.RawData)
 		}
-		if bytes.ContainsAny(got[0].Event.RawData, " \n") || !bytes.Equal(got[0].Event.RawData, testkit.AntomPayment("PAY_PRETTY", now)) {
-			t.Errorf("data %s", got[0].Event.RawData)
-		}
-		if id := got[0].Header.Get("webhook-id"); id != antomWebhookID(prettyBody) {
+		if id := webhook.Header.Get("webhook-id"); id != antomWebhookID(prettyBody) {
 			t.Errorf("webhook-id %q: want the hash of the bytes received", id)
 		}
 	})
@@ -543,16 +540,10 @@ func TestAntomThroughCaddy(t *testing.T) {
 		var ids, stamps []string
 		for _, at := range []time.Time{now, now.Add(2 * time.Minute), now.Add(12 * time.Minute)} {
 			rt := testkit.AntomMillis(at)
-			reply := sendAntom(t, http.MethodPost, "/antom", signed(keyA1, "/antom", testkit.AntomClient, rt, retry), retry)
-			readAntomLog(t, logs)
-			outcomes[[2]string{"forwarded", testkit.AntomClient}]++
-			got := ok.Take()
-			if reply.status != 200 || len(got) != 1 {
-				t.Fatalf("answer %d, %d webhooks", reply.status, len(got))
-			}
-			checkAntomWebhook(t, got[0], retry, rt, "antom.PAYMENT_RESULT")
-			ids = append(ids, got[0].Header.Get("webhook-id"))
-			stamps = append(stamps, got[0].Event.Timestamp)
+			_, webhook := forwardOne(t, "/antom", signed(keyA1, "/antom", testkit.AntomClient, rt, retry), retry, testkit.AntomClient)
+			checkAntomWebhook(t, webhook, retry, rt, "antom.PAYMENT_RESULT")
+			ids = append(ids, webhook.Header.Get("webhook-id"))
+			stamps = append(stamps, webhook.Event.Timestamp)
 		}
 		if ids[0] != ids[1] || ids[1] != ids[2] || ids[0] != antomWebhookID(retry) {
 			t.Errorf("webhook-ids %q, want one id", ids)
@@ -607,21 +598,15 @@ func TestAntomThroughCaddy(t *testing.T) {
 
 	t.Run("the real Antom vector verifies through Caddy, its tampered copy does not", func(t *testing.T) {
 		header := testkit.AntomHeaders(vector.ClientID, vector.RequestTime, vector.SignatureHeader)
-		reply := sendAntom(t, http.MethodPost, vector.URI, header, []byte(vector.Body))
-		outcomes[[2]string{"forwarded", vector.ClientID}]++
-		readAntomLog(t, logs)
-		got := ok.Take()
-		if reply.status != 200 || reply.body != antomSuccessJSON || len(got) != 1 {
-			t.Fatalf("answer %d %s, %d webhooks", reply.status, reply.body, len(got))
-		}
+		_, webhook := forwardOne(t, vector.URI, header, []byte(vector.Body), vector.ClientID)
 		// A response, not a notification: it has no notifyType.
-		checkAntomWebhook(t, got[0], []byte(vector.Body), vector.RequestTime, "antom.notification")
-		if got[0].Event.Timestamp != "2025-05-19T01:52:32Z" {
-			t.Errorf("timestamp %q", got[0].Event.Timestamp)
+		checkAntomWebhook(t, webhook, []byte(vector.Body), vector.RequestTime, "antom.notification")
+		if webhook.Event.Timestamp != "2025-05-19T01:52:32Z" {
+			t.Errorf("timestamp %q", webhook.Event.Timestamp)
 		}
 
 		header = testkit.AntomHeaders(tamperedVector.ClientID, tamperedVector.RequestTime, tamperedVector.SignatureHeader)
-		reply = sendAntom(t, http.MethodPost, tamperedVector.URI, header, []byte(tamperedVector.Body))
+		reply := sendAntom(t, http.MethodPost, tamperedVector.URI, header, []byte(tamperedVector.Body))
 		outcomes[[2]string{"bad_signature", vector.ClientID}]++
 		logged := readAntomLog(t, logs)
 		if reply.status != 403 || reply.body != antomFailJSON || len(logged.reasons) != 1 || !strings.Contains(logged.reasons[0], mismatch) {
@@ -633,22 +618,9 @@ func TestAntomThroughCaddy(t *testing.T) {
 	})
 
 	t.Run("a Content-Length over max_body is answered at once in JSON", func(t *testing.T) {
-		conn, err := net.Dial("tcp", "localhost:9080")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 		// Headers only: the 9000 bytes are never sent.
-		fmt.Fprintf(conn, "POST /antom HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: application/json\r\nClient-Id: %s\r\nRequest-Time: %s\r\nSignature: %s\r\nContent-Length: 9000\r\n\r\n",
-			testkit.AntomClient, ms, good.Get("Signature"))
-		reader := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(reader, nil)
-		if err != nil {
-			t.Fatalf("no answer before the body: %v", err)
-		}
-		answer, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, answer, _ := sendHead(t, fmt.Sprintf("POST /antom HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: application/json\r\nClient-Id: %s\r\nRequest-Time: %s\r\nSignature: %s\r\nContent-Length: 9000\r\n\r\n",
+			testkit.AntomClient, ms, good.Get("Signature")))
 		outcomes[[2]string{"too_large", "other"}]++
 		if resp.StatusCode != 413 || string(answer) != antomFailJSON || resp.Header.Get("Content-Type") != "application/json" || !resp.Close {
 			t.Errorf("answer %d %s (%s), close %v", resp.StatusCode, answer, resp.Header.Get("Content-Type"), resp.Close)
@@ -669,24 +641,14 @@ func TestAntomThroughCaddy(t *testing.T) {
 			} `json:"alipay_notify"`
 			RequestID string `json:"antom_request_id"`
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			data, _ := os.ReadFile(accessLog)
-			found := false
-			for _, line := range strings.Split(string(data), "\n") {
+		waitFile(t, accessLog, "no access log entry for the query case", func(data string) bool {
+			for _, line := range strings.Split(data, "\n") {
 				if json.Unmarshal([]byte(line), &entry) == nil && entry.Request.URI == "/antom?source=antom&ref=%41%2f" {
-					found = true
-					break
+					return true
 				}
 			}
-			if found {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no access log entry for the query case:\n%s", data)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return false
+		})
 		if entry.AlipayNotify.Outcome != "forwarded" || entry.AlipayNotify.NotifyID != antomWebhookID(body) || entry.RequestID != "PAY_20260101000000001" {
 			t.Errorf("access log: %+v", entry)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,22 +27,43 @@ const caddyBase = "http://localhost:9080"
 
 // startTestCaddy loads a Caddyfile whose site blocks are given.
 func startTestCaddy(t *testing.T, sites string) *caddytest.Tester {
-	defer http.DefaultClient.CloseIdleConnections() // no request reaches a previous configuration's server
+	return initTestCaddy(t, debugLog(""), sites)
+}
+
+// initTestCaddy loads a Caddyfile (caddytestConfig) with its config and
+// data folders in the test's. The client's idle connections are closed
+// once it is loaded, so that no later request reaches the server of a
+// previous configuration over a kept-alive connection.
+func initTestCaddy(t *testing.T, globals, sites string) *caddytest.Tester {
+	defer http.DefaultClient.CloseIdleConnections()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	tester := caddytest.NewTester(t)
-	tester.InitServer(`{
+	tester.InitServer(caddytestConfig(globals, sites), "caddyfile")
+	return tester
+}
+
+// caddytestConfig is a Caddyfile on caddytest's ports with more global
+// options (globals: a log block at least) and the site blocks.
+func caddytestConfig(globals, sites string) string {
+	return `{
 		skip_install_trust
 		admin localhost:2999
 		http_port 9080
 		https_port 9443
 		grace_period 1ns
-		log {
-			level DEBUG
-		}
+		` + globals + `
 	}
-	`+sites, "caddyfile")
-	return tester
+	` + sites
+}
+
+// debugLog is the global log block at DEBUG, to stderr, or as JSON to the
+// file path.
+func debugLog(path string) string {
+	if path == "" {
+		return "log {\n\t\t\tlevel DEBUG\n\t\t}"
+	}
+	return "log {\n\t\t\toutput file " + path + "\n\t\t\tformat json\n\t\t\tlevel DEBUG\n\t\t}"
 }
 
 // notifyBlock is an alipay_notify block for testkit.AppID with the test key.
@@ -67,9 +87,7 @@ func TestAnswersThroughCaddy(t *testing.T) {
 	failing := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusInternalServerError, 0))
 	redirecting := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusFound, 0))
 	slow := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 2*time.Second))
-	down := httptest.NewServer(http.NotFoundHandler())
-	downURL := down.URL
-	down.Close() // nothing listens there any more
+	downURL := testkit.ClosedURL(t)
 
 	startTestCaddy(t, `http://localhost:9080 {
 		`+notifyBlock(t, "/notify", ok.URL+"/hooks/alipay", "max_body 8KiB")+`

@@ -53,20 +53,7 @@ func startOutboxCaddy(t *testing.T, storageDir, sites string) *outboxCaddy {
 func (c *outboxCaddy) load(t *testing.T, sites string) {
 	t.Helper()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	c.config = fmt.Sprintf(`{
-		skip_install_trust
-		admin localhost:2999
-		http_port 9080
-		https_port 9443
-		grace_period 1ns
-		storage file_system %s
-		log {
-			output file %s
-			format json
-			level DEBUG
-		}
-	}
-	`, c.storageDir, c.logs.path) + sites
+	c.config = caddytestConfig("storage file_system "+c.storageDir+"\n\t\t"+debugLog(c.logs.path), sites)
 	caddytest.NewTester(t).InitServer(c.config, "caddyfile")
 }
 
