@@ -31,16 +31,7 @@ func TestAntomThroughCaddy(t *testing.T) {
 	}
 `, path, tk.AntomClient, tk.Testdata("keys", "alipay.pub.txt"), forward, tk.Secret, extra)
 	}
-	startCaddy(t, fmt.Sprintf(`{
-	admin %s
-	persist_config off
-	auto_https off
-	default_bind 127.0.0.1
-	storage file_system %s
-}
-http://%s {
-%s%s}
-`, admin, t.TempDir(), listen, endpoint("/antom/notify", accepting.URL+"/hooks", ""), endpoint("/failing/notify", failing.URL+"/hooks", "outbox")))
+	startCaddy(t, siteCaddyfile(admin, t.TempDir(), listen, endpoint("/antom/notify", accepting.URL+"/hooks", ""), endpoint("/failing/notify", failing.URL+"/hooks", "outbox")))
 	base := "http://" + listen
 	key := tk.Testdata("keys", "alipay.key.pem")
 	send := func(args ...string) cliResult {

@@ -29,15 +29,23 @@ func run(t *testing.T, stdin string, args ...string) result {
 
 func runWith(t *testing.T, stdin io.Reader, args ...string) result {
 	t.Helper()
+	stdout, stderr, err := Execute(stdin, args...)
+	return result{stdout: stdout, stderr: stderr, err: err}
+}
+
+// Execute runs alipay-notify <args...> in process with stdin and returns
+// what it printed; the tests of package cli_test run the commands with it
+// too.
+func Execute(stdin io.Reader, args ...string) (stdout, stderr string, err error) {
 	root := &cobra.Command{Use: "alipay-notify", SilenceErrors: true, SilenceUsage: true}
 	root.AddCommand(Commands()...)
-	var stdout, stderr bytes.Buffer
+	var out, errOut bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(stdin)
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	err := root.ExecuteContext(context.Background())
-	return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err = root.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
 }
 
 func (r result) String() string {

@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -209,41 +208,22 @@ func requestURI(target string) string {
 // sendAntom POSTs a signed notification like Antom and prints
 // "<status> <answer>".
 func sendAntom(cmd *cobra.Command, target string, n *antomNotification, timeout time.Duration) error {
-	client := &http.Client{
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, target, bytes.NewReader(n.body))
-	if err != nil {
-		return err
-	}
-	req.Header = n.header()
-	req.Header.Set("User-Agent", "caddy alipay-notify send --antom")
+	header := n.header()
+	header.Set("User-Agent", "caddy alipay-notify send --antom")
 	what := n.notifyType
 	if what == "" {
 		what = "no notifyType"
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "POST %s (Antom %s, Client-Id %s, Request-Time %s, %d bytes)\n", target, what, n.clientID, n.requestTime, len(n.body))
-	resp, err := client.Do(req)
+	announce := fmt.Sprintf("POST %s (Antom %s, Client-Id %s, Request-Time %s, %d bytes)", target, what, n.clientID, n.requestTime, len(n.body))
+	resp, data, err := post(cmd, target, bytes.NewReader(n.body), header, announce, timeout, 300)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w (is Caddy running and listening there?)", target, err)
+		return err
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	answer := string(data)
-	shown := answer
-	if len(shown) > 300 {
-		shown = shown[:300] + "…"
-	}
-	if strings.ContainsAny(shown, "\r\n\t") || !isPrintable(shown) {
-		shown = strconv.Quote(shown)
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", resp.StatusCode, shown)
 	status := antomResultStatus(data)
 	if resp.StatusCode == http.StatusOK && status == "S" {
 		return nil
 	}
-	return errors.New(antomSendHint(resp, answer, status))
+	return errors.New(antomSendHint(resp, string(data), status))
 }
 
 // antomResultStatus is result.resultStatus of an Antom answer, "" when the
@@ -271,17 +251,17 @@ func antomSendHint(resp *http.Response, answer, status string) string {
 			"(is --client-id one of the antom blocks? is antom_public_key the public half of --key? a proxy in front of Caddy " +
 			"that changes the path changes the signed URI: give the URI Caddy receives with --uri)"
 	case fromPlugin && resp.StatusCode == http.StatusBadRequest:
-		return retry + "alipay_notify found the notification malformed: Caddy's log line \"notification refused\" gives the reason"
+		return retry + hintMalformed
 	case fromPlugin && resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return retry + "the body is larger than max_body"
 	case fromPlugin && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout):
-		return retry + "the upstream did not accept the webhook (Caddy's log: upstream_status), or did not answer: check the upstream's own log (a wrong webhook_secret makes it answer 401)"
+		return retry + hintUpstream
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return retry + "the URL redirects (to " + resp.Header.Get("Location") + "), and Antom does not follow redirects: use the final URL as the notification URL"
 	case resp.StatusCode == http.StatusOK && answer == "":
-		return retry + "an empty answer: nothing handled the request (Caddy answers an empty 200 when no handler matches): check the URL against the matcher of alipay_notify"
+		return retry + hintUnhandled
 	case resp.StatusCode == http.StatusNotFound:
-		return retry + "nothing handles this path: check the URL against the matcher of alipay_notify"
+		return retry + hintNoHandler
 	case answer == answerFail || answer == answerSuccess:
 		return retry + "the answer is a domestic one (\"" + answer + "\"): this alipay_notify does not know Antom notifications (a version before Antom support?)"
 	default:

@@ -1,8 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/spf13/cobra"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/cli"
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/outbox"
@@ -36,15 +33,8 @@ func (r cliResult) String() string {
 // runCLI runs alipay-notify <args...> in process.
 func runCLI(t *testing.T, stdin string, args ...string) cliResult {
 	t.Helper()
-	root := &cobra.Command{Use: "alipay-notify", SilenceErrors: true, SilenceUsage: true}
-	root.AddCommand(cli.Commands()...)
-	var stdout, stderr bytes.Buffer
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	err := root.ExecuteContext(context.Background())
-	return cliResult{stdout: stdout.String(), stderr: stderr.String(), err: err}
+	stdout, stderr, err := cli.Execute(strings.NewReader(stdin), args...)
+	return cliResult{stdout: stdout, stderr: stderr, err: err}
 }
 
 func (r cliResult) ok(t *testing.T) cliResult {
@@ -97,6 +87,14 @@ func outboxCaddyfile(admin, listen, storage, pendingForward, deadForward string)
 	}
 `, path, tk.AppID, tk.Testdata("keys", "alipay.pub.txt"), forward, tk.Secret, outbox)
 	}
+	return siteCaddyfile(admin, storage, listen,
+		handler("/pending/notify", pendingForward, "\t\t\tretry 1h"),
+		handler("/dead/notify", deadForward, "\t\t\tretry 1h\n\t\t\tgive_up 1s"))
+}
+
+// siteCaddyfile is a Caddyfile with its admin API on admin and its storage
+// in the folder storage, serving the handler blocks on listen.
+func siteCaddyfile(admin, storage, listen string, handlers ...string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	persist_config off
@@ -105,10 +103,8 @@ func outboxCaddyfile(admin, listen, storage, pendingForward, deadForward string)
 	storage file_system %s
 }
 http://%s {
-%s%s}
-`, admin, storage, listen,
-		handler("/pending/notify", pendingForward, "\t\t\tretry 1h"),
-		handler("/dead/notify", deadForward, "\t\t\tretry 1h\n\t\t\tgive_up 1s"))
+%s}
+`, admin, storage, listen, strings.Join(handlers, ""))
 }
 
 // adminEntries reads the outbox through the admin API directly.

@@ -139,37 +139,52 @@ func paramValue(params []alipay.Param, key string) string {
 
 // sendNotification POSTs body like Alipay and prints "<status> <answer>".
 func sendNotification(cmd *cobra.Command, target, body, what string, timeout time.Duration) error {
-	client := &http.Client{
-		Timeout: timeout,
-		// Alipay does not follow redirects: show them.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, target, strings.NewReader(body))
+	header := http.Header{}
+	header.Set("Content-Type", alipayPostContentType)
+	header.Set("User-Agent", "Mozilla/4.0 (caddy alipay-notify send)")
+	announce := fmt.Sprintf("POST %s (%s, %d bytes)", target, what, len(body))
+	resp, data, err := post(cmd, target, strings.NewReader(body), header, announce, timeout, 200)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", alipayPostContentType)
-	req.Header.Set("User-Agent", "Mozilla/4.0 (caddy alipay-notify send)")
-	fmt.Fprintf(cmd.ErrOrStderr(), "POST %s (%s, %d bytes)\n", target, what, len(body))
+	answer := string(data)
+	if resp.StatusCode == http.StatusOK && answer == answerSuccess {
+		return nil
+	}
+	return errors.New(sendHint(resp, answer))
+}
+
+// post POSTs body to target with header, as Alipay and Antom do: without
+// following redirects (they do not: send shows them). It prints announce on
+// stderr before, and "<status> <answer>" on stdout after, the answer cut to
+// shownMax bytes and quoted unless it is one printable line. It returns the
+// response, its body closed, and the answer (64 KiB at most).
+func post(cmd *cobra.Command, target string, body io.Reader, header http.Header, announce string, timeout time.Duration, shownMax int) (*http.Response, []byte, error) {
+	client := &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, target, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header = header
+	fmt.Fprintln(cmd.ErrOrStderr(), announce)
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w (is Caddy running and listening there?)", target, err)
+		return nil, nil, fmt.Errorf("POST %s: %w (is Caddy running and listening there?)", target, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	answer := string(data)
-	shown := answer
-	if len(shown) > 200 {
-		shown = shown[:200] + "…"
+	shown := string(data)
+	if len(shown) > shownMax {
+		shown = shown[:shownMax] + "…"
 	}
 	if strings.ContainsAny(shown, "\r\n\t") || !isPrintable(shown) {
 		shown = strconv.Quote(shown)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", resp.StatusCode, shown)
-	if resp.StatusCode == http.StatusOK && answer == answerSuccess {
-		return nil
-	}
-	return errors.New(sendHint(resp, answer))
+	return resp, data, nil
 }
 
 func isPrintable(s string) bool {
@@ -181,6 +196,14 @@ func isPrintable(s string) bool {
 	return true
 }
 
+// What send says about the answers that mean the same for Alipay and Antom.
+const (
+	hintMalformed = "alipay_notify found the notification malformed: Caddy's log line \"notification refused\" gives the reason"
+	hintUpstream  = "the upstream did not accept the webhook (Caddy's log: upstream_status), or did not answer: check the upstream's own log (a wrong webhook_secret makes it answer 401)"
+	hintUnhandled = "an empty answer: nothing handled the request (Caddy answers an empty 200 when no handler matches): check the URL against the matcher of alipay_notify"
+	hintNoHandler = "nothing handles this path: check the URL against the matcher of alipay_notify"
+)
+
 // sendHint says what an answer other than 200 success means.
 func sendHint(resp *http.Response, answer string) string {
 	const retry = "Alipay would retry: only 200 \"success\" stops it. "
@@ -188,15 +211,15 @@ func sendHint(resp *http.Response, answer string) string {
 	case answer == answerFail && resp.StatusCode == http.StatusForbidden:
 		return retry + "alipay_notify refused the notification: Caddy's log line \"notification refused\" gives the reason (a key that is not the test pair's public key? an app_id not in app_id?)"
 	case answer == answerFail && resp.StatusCode == http.StatusBadRequest:
-		return retry + "alipay_notify found the notification malformed: Caddy's log line \"notification refused\" gives the reason"
+		return retry + hintMalformed
 	case answer == answerFail && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout):
-		return retry + "the upstream did not accept the webhook (Caddy's log: upstream_status), or did not answer: check the upstream's own log (a wrong webhook_secret makes it answer 401)"
+		return retry + hintUpstream
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return retry + "the URL redirects (to " + resp.Header.Get("Location") + "), and Alipay does not follow redirects: use the final URL as notify_url"
 	case resp.StatusCode == http.StatusOK && answer == "":
-		return retry + "an empty answer: nothing handled the request (Caddy answers an empty 200 when no handler matches): check the URL against the matcher of alipay_notify"
+		return retry + hintUnhandled
 	case resp.StatusCode == http.StatusNotFound:
-		return retry + "nothing handles this path: check the URL against the matcher of alipay_notify"
+		return retry + hintNoHandler
 	case resp.StatusCode == http.StatusOK && strings.TrimSpace(answer) == answerSuccess:
 		return retry + "the answer has whitespace around \"success\", and Alipay wants exactly those seven characters"
 	default:
