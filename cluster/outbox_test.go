@@ -20,20 +20,11 @@ import (
 // and at /short (retry 1s, give_up 2s), both forwarding to upstream.
 func outboxSite(p caddyPorts, upstream string) string {
 	block := func(path, forward, outbox string) string {
-		return fmt.Sprintf(`	alipay_notify %s {
-		app_id %s
-		alipay_public_key %s
-		forward %s
-		webhook_secret %s
-		outbox {
-			%s
-		}
-	}
-`, path, testkit.AppID, testkit.Testdata("keys", "alipay.pub.pem"), forward, testkit.Secret, outbox)
+		return testkit.NotifyBlock{Path: path, Key: testkit.Testdata("keys", "alipay.pub.pem"), Forward: forward, Extra: "outbox {\n" + outbox + "\n}"}.String()
 	}
 	return fmt.Sprintf(":%d {\n", p.HTTP) +
-		block("/notify", upstream+"/hooks", "retry 1s") +
-		block("/short", upstream+"/short", "retry 1s\n\t\t\tgive_up 2s") +
+		block("/notify", upstream+"/hooks", "\tretry 1s") +
+		block("/short", upstream+"/short", "\tretry 1s\n\tgive_up 2s") +
 		"\trespond \"not an Alipay endpoint\" 404\n}\n"
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -105,38 +104,11 @@ func TestSend(t *testing.T) {
 	accepting := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusNoContent, 0))
 	failing := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusInternalServerError, 0))
 	vec := tk.LoadVector(t, "trade-rsa2-production.json")
-	pub := tk.Testdata("keys", "alipay.pub.txt")
 	listen := tk.FreePort(t)
-	config := fmt.Sprintf(`{
-	admin off
-	auto_https off
-	default_bind 127.0.0.1
-}
-http://%s {
-	alipay_notify /alipay/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s/hooks/alipay
-		webhook_secret %s
-	}
-	alipay_notify /failing/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s/hooks/alipay
-		webhook_secret %s
-	}
-	alipay_notify /vector/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s/hooks/alipay
-		webhook_secret %s
-		max_age off
-	}
-}
-`, listen,
-		tk.AppID, pub, accepting.URL, tk.Secret,
-		tk.AppID, pub, failing.URL, tk.Secret,
-		vec.AppID, vec.Key.AlipayPublicKey, accepting.URL, tk.Secret)
+	config := adminOffSite(listen,
+		tk.NotifyBlock{Path: "/alipay/notify", Forward: accepting.URL + "/hooks/alipay"},
+		tk.NotifyBlock{Path: "/failing/notify", Forward: failing.URL + "/hooks/alipay"},
+		tk.NotifyBlock{Path: "/vector/notify", AppID: vec.AppID, Key: vec.Key.AlipayPublicKey, Forward: accepting.URL + "/hooks/alipay", Extra: "max_age off"})
 	caddy := tk.RunCaddy(t, config, listen)
 	base := "http://" + listen
 	key := tk.Testdata("keys", "alipay.key.pem")

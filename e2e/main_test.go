@@ -75,20 +75,19 @@ func (r toolResult) mustFail(t *testing.T, want string) toolResult {
 // siteConfig is a Caddyfile serving alipay_notify on listen, forwarding to
 // forward, for the test app and key.
 func siteConfig(listen, forward, secret string) string {
-	return fmt.Sprintf(`{
-	admin off
-	auto_https off
-	default_bind 127.0.0.1
+	return adminOffSite(listen, tk.NotifyBlock{Path: "/alipay/notify", Forward: forward, Secret: secret})
 }
-http://%s {
-	alipay_notify /alipay/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s
-		webhook_secret %s
+
+// adminOffSite is a Caddyfile without admin API serving the alipay_notify
+// blocks on listen.
+func adminOffSite(listen string, blocks ...tk.NotifyBlock) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\nhttp://%s {\n", listen)
+	for _, block := range blocks {
+		b.WriteString(block.String())
 	}
-}
-`, listen, tk.AppID, tk.Testdata("keys", "alipay.pub.txt"), forward, secret)
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // examples is the path of a directory of examples/.

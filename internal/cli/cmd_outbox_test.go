@@ -75,21 +75,9 @@ func startCaddy(t *testing.T, caddyfile string) {
 // listen: /pending/notify (retry 1h: a failure stays pending) and
 // /dead/notify (give_up 1s: a failure is dead within seconds).
 func outboxCaddyfile(admin, listen, storage, pendingForward, deadForward string) string {
-	handler := func(path, forward, outbox string) string {
-		return fmt.Sprintf(`	alipay_notify %s {
-		app_id %s
-		alipay_public_key %s
-		forward %s
-		webhook_secret %s
-		outbox {
-%s
-		}
-	}
-`, path, tk.AppID, tk.Testdata("keys", "alipay.pub.txt"), forward, tk.Secret, outbox)
-	}
 	return siteCaddyfile(admin, storage, listen,
-		handler("/pending/notify", pendingForward, "\t\t\tretry 1h"),
-		handler("/dead/notify", deadForward, "\t\t\tretry 1h\n\t\t\tgive_up 1s"))
+		tk.NotifyBlock{Path: "/pending/notify", Forward: pendingForward, Extra: "outbox {\n\tretry 1h\n}"}.String(),
+		tk.NotifyBlock{Path: "/dead/notify", Forward: deadForward, Extra: "outbox {\n\tretry 1h\n\tgive_up 1s\n}"}.String())
 }
 
 // siteCaddyfile is a Caddyfile with its admin API on admin and its storage
