@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -137,18 +136,11 @@ func TestAnswersThroughCaddy(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			req, _ := http.NewRequest(method, caddyBase+tc.path, strings.NewReader(tc.body))
-			req.Header.Set("Content-Type", testkit.ContentType)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			status, answer, header := testkit.Send(t, method, caddyBase+tc.path, strings.NewReader(tc.body))
+			if status != tc.status || answer != tc.answer {
+				t.Errorf("answer %d %q, want %d %q", status, answer, tc.status, tc.answer)
 			}
-			answer, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status || string(answer) != tc.answer {
-				t.Errorf("answer %d %q, want %d %q", resp.StatusCode, answer, tc.status, tc.answer)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+			if ct := header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 				t.Errorf("Content-Type %q", ct)
 			}
 			for _, u := range all {

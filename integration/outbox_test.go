@@ -48,6 +48,13 @@ func startOutboxCaddy(t *testing.T, storageDir, sites string) *outboxCaddy {
 	return c
 }
 
+// startOutbox is startOutboxCaddy with the storage in a temporary folder
+// and one site, outboxSite(blocks...).
+func startOutbox(t *testing.T, blocks ...string) *outboxCaddy {
+	t.Helper()
+	return startOutboxCaddy(t, t.TempDir(), outboxSite(blocks...))
+}
+
 // load (re)loads the Caddyfile with these sites through caddytest, as a
 // `caddy reload` would.
 func (c *outboxCaddy) load(t *testing.T, sites string) {
@@ -315,12 +322,11 @@ func TestOutboxRedeliversThroughCaddy(t *testing.T) {
 	refusing := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusServiceUnavailable, 0))
 	behind := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusNoContent, 0))
 	closed := newSwitchableFront(t, behind)
-	storage := t.TempDir()
 	const retry = time.Second
-	startOutboxCaddy(t, storage, outboxSite(
+	startOutbox(t,
 		notifyBlock(t, "/refusing", refusing.URL+"/hooks", "outbox {\n retry 1s\n}"),
 		notifyBlock(t, "/closed", closed.URL()+"/hooks", "outbox {\n retry 1s\n}"),
-	))
+	)
 
 	cases := []struct {
 		name, path, id string
@@ -398,11 +404,10 @@ func TestOutboxRetryWhilePendingThroughCaddy(t *testing.T) {
 		t.Skip("integration test")
 	}
 	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusBadGateway, 0))
-	storage := t.TempDir()
-	startOutboxCaddy(t, storage, outboxSite(
+	startOutbox(t,
 		notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 1h\n}"),
 		notifyBlock(t, "/short", upstream.URL+"/short", "outbox {\n retry 1h\n give_up 1s\n}"),
-	))
+	)
 	pending, dead := testkit.Genuine(t, "obx-pending"), testkit.Genuine(t, "obx-dead")
 	notify(t, "/notify", pending, http.StatusBadGateway, "fail", "upstream_error")
 	notify(t, "/short", dead, http.StatusBadGateway, "fail", "upstream_error")
@@ -447,8 +452,7 @@ func TestOutboxGiveUpAndReplayThroughCaddy(t *testing.T) {
 		t.Skip("integration test")
 	}
 	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusServiceUnavailable, 0))
-	storage := t.TempDir()
-	startOutboxCaddy(t, storage, outboxSite(notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 500ms\n give_up 2s\n}")))
+	startOutbox(t, notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 500ms\n give_up 2s\n}"))
 	ids := []string{"obx-replay-by-id", "obx-replay-dead-1", "obx-replay-dead-2"}
 	for _, id := range ids {
 		notify(t, "/notify", testkit.Genuine(t, id), http.StatusBadGateway, "fail", "upstream_error")
@@ -512,11 +516,10 @@ func TestOutboxAdminAPIThroughCaddy(t *testing.T) {
 	}
 	one := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusInternalServerError, 0))
 	two := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusInternalServerError, 0))
-	storage := t.TempDir()
-	startOutboxCaddy(t, storage, outboxSite(
+	startOutbox(t,
 		notifyBlock(t, "/one", one.URL+"/hooks", "outbox {\n retry 1h\n}"),
 		notifyBlock(t, "/two", two.URL+"/hooks", "outbox {\n retry 1h\n}"),
-	))
+	)
 	if got := listOutbox(t, ""); len(got) != 0 {
 		t.Fatalf("an empty outbox lists %d entries", len(got))
 	}
@@ -668,8 +671,7 @@ func TestOutboxForgedNeverEntersThroughCaddy(t *testing.T) {
 		t.Skip("integration test")
 	}
 	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusServiceUnavailable, 0))
-	storage := t.TempDir()
-	startOutboxCaddy(t, storage, outboxSite(notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 1s\n}")))
+	c := startOutbox(t, notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 1s\n}"))
 	params := testkit.Set(testkit.TradeParams(testkit.AppID, time.Now()), "notify_id", "obx-forged")
 	forged := testkit.EncodeForm(testkit.Signed(t, testkit.Key(t, "app"), params, false))
 	tampered := testkit.EncodeForm(testkit.Set(testkit.Signed(t, testkit.Key(t, "alipay"), params, false), "total_amount", "999.00"))
@@ -678,7 +680,7 @@ func TestOutboxForgedNeverEntersThroughCaddy(t *testing.T) {
 	if got := listOutbox(t, ""); len(got) != 0 {
 		t.Errorf("forged notifications in the outbox: %+v", got)
 	}
-	if n := outboxFiles(t, storage); n != 0 {
+	if n := outboxFiles(t, c.storageDir); n != 0 {
 		t.Errorf("%d files under alipay_notify/ after forged notifications", n)
 	}
 	if hits, _ := upstream.Totals(); hits != 0 {
@@ -694,9 +696,8 @@ func TestOutboxReloadThroughCaddy(t *testing.T) {
 		t.Skip("integration test")
 	}
 	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusServiceUnavailable, 0))
-	storage := t.TempDir()
 	block := notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 2s\n}")
-	c := startOutboxCaddy(t, storage, outboxSite(block))
+	c := startOutbox(t, block)
 	const n = 5
 	var ids []string
 	for i := range n {
@@ -769,8 +770,7 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) })
 	closed := newSwitchableFront(t, upstream)
-	storage := t.TempDir()
-	startOutboxCaddy(t, storage, outboxSite(
+	startOutbox(t,
 		notifyBlock(t, "/notify", upstream.URL, "outbox {\n retry 1s\n}"),
 		// The same settings: the same worker, whose deliveries count once.
 		notifyBlock(t, "/notify-too", upstream.URL, "outbox {\n retry 1s\n}"),
@@ -779,7 +779,7 @@ func TestOutboxMetricsThroughCaddy(t *testing.T) {
 		notifyBlock(t, "/notify-other", upstream.URL, "timeout 9s\noutbox {\n retry 1s\n}"),
 		notifyBlock(t, "/hanging", hanging.URL, "timeout 300ms\noutbox {\n retry 1s\n give_up 1500ms\n}"),
 		notifyBlock(t, "/closed", closed.URL(), "outbox {\n retry 1s\n give_up 1500ms\n}"),
-	))
+	)
 	samples := scrapeMetrics(t)
 	for _, series := range []string{
 		`caddy_alipay_notify_outbox_entries{state="pending"}`,
@@ -862,17 +862,16 @@ func TestOutboxHappyPathWritesNothingThroughCaddy(t *testing.T) {
 		t.Skip("integration test")
 	}
 	upstream := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 0))
-	storage := t.TempDir()
-	startOutboxCaddy(t, storage, outboxSite(notifyBlock(t, "/notify", upstream.URL, "outbox")))
+	c := startOutbox(t, notifyBlock(t, "/notify", upstream.URL, "outbox"))
 	time.Sleep(1500 * time.Millisecond) // the worker has scanned
-	before := outboxFiles(t, storage)
+	before := outboxFiles(t, c.storageDir)
 	for i := range 20 {
 		body := testkit.Genuine(t, fmt.Sprintf("obx-happy-%d", i))
 		notify(t, "/notify", body, http.StatusOK, "success", "forwarded")
 		notify(t, "/notify", body, http.StatusOK, "success", "forwarded") // Alipay's retry of an accepted one: forwarded again
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if after := outboxFiles(t, storage); after != before || after != 0 {
+	if after := outboxFiles(t, c.storageDir); after != before || after != 0 {
 		t.Errorf("files under alipay_notify/: %d before, %d after 40 accepted notifications, want 0", before, after)
 	}
 }

@@ -13,10 +13,7 @@ import (
 // a real alipay_notify in this process, and finds a failed one in the
 // outbox with outbox list.
 func TestAntomThroughCaddy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Caddy")
-	}
-	isolate(t)
+	startsCaddy(t)
 	accepting := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusNoContent, 0))
 	failing := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusInternalServerError, 0))
 	admin, listen := tk.FreePort(t), tk.FreePort(t)

@@ -245,23 +245,15 @@ func antomResultStatus(data []byte) string {
 func antomSendHint(resp *http.Response, answer, status string) string {
 	const retry = "Antom would retry: only 200 with resultStatus \"S\" stops it. "
 	fromPlugin := status == "F"
-	switch {
+	switch common := commonHint(resp, answer, fromPlugin, "Antom", "the notification URL"); {
 	case fromPlugin && resp.StatusCode == http.StatusForbidden:
 		return retry + "alipay_notify refused the notification: Caddy's log line \"notification refused\" gives the reason " +
 			"(is --client-id one of the antom blocks? is antom_public_key the public half of --key? a proxy in front of Caddy " +
 			"that changes the path changes the signed URI: give the URI Caddy receives with --uri)"
-	case fromPlugin && resp.StatusCode == http.StatusBadRequest:
-		return retry + hintMalformed
 	case fromPlugin && resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return retry + "the body is larger than max_body"
-	case fromPlugin && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout):
-		return retry + hintUpstream
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return retry + "the URL redirects (to " + resp.Header.Get("Location") + "), and Antom does not follow redirects: use the final URL as the notification URL"
-	case resp.StatusCode == http.StatusOK && answer == "":
-		return retry + hintUnhandled
-	case resp.StatusCode == http.StatusNotFound:
-		return retry + hintNoHandler
+	case common != "":
+		return retry + common
 	case answer == answerFail || answer == answerSuccess:
 		return retry + "the answer is a domestic one (\"" + answer + "\"): this alipay_notify does not know Antom notifications (a version before Antom support?)"
 	default:

@@ -143,10 +143,7 @@ func waitState(t *testing.T, admin, id string, want outbox.State) {
 }
 
 func TestOutboxCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Caddy")
-	}
-	isolate(t)
+	startsCaddy(t)
 	pendingUp := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusInternalServerError, 0))
 	deadUp := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusServiceUnavailable, 0))
 	admin, listen := tk.FreePort(t), tk.FreePort(t)

@@ -196,30 +196,36 @@ func isPrintable(s string) bool {
 	return true
 }
 
-// What send says about the answers that mean the same for Alipay and Antom.
-const (
-	hintMalformed = "alipay_notify found the notification malformed: Caddy's log line \"notification refused\" gives the reason"
-	hintUpstream  = "the upstream did not accept the webhook (Caddy's log: upstream_status), or did not answer: check the upstream's own log (a wrong webhook_secret makes it answer 401)"
-	hintUnhandled = "an empty answer: nothing handled the request (Caddy answers an empty 200 when no handler matches): check the URL against the matcher of alipay_notify"
-	hintNoHandler = "nothing handles this path: check the URL against the matcher of alipay_notify"
-)
+// commonHint says what the answers that mean the same for Alipay and Antom
+// mean: alipay_notify's own 400, 502 and 504 (fromPlugin: the answer is
+// one of alipay_notify's), a redirect, which sender does not follow (use
+// the final URL as urlName), and the answers when no handler matches. It
+// is "" for any other answer.
+func commonHint(resp *http.Response, answer string, fromPlugin bool, sender, urlName string) string {
+	switch {
+	case fromPlugin && resp.StatusCode == http.StatusBadRequest:
+		return "alipay_notify found the notification malformed: Caddy's log line \"notification refused\" gives the reason"
+	case fromPlugin && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout):
+		return "the upstream did not accept the webhook (Caddy's log: upstream_status), or did not answer: check the upstream's own log (a wrong webhook_secret makes it answer 401)"
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return "the URL redirects (to " + resp.Header.Get("Location") + "), and " + sender + " does not follow redirects: use the final URL as " + urlName
+	case resp.StatusCode == http.StatusOK && answer == "":
+		return "an empty answer: nothing handled the request (Caddy answers an empty 200 when no handler matches): check the URL against the matcher of alipay_notify"
+	case resp.StatusCode == http.StatusNotFound:
+		return "nothing handles this path: check the URL against the matcher of alipay_notify"
+	}
+	return ""
+}
 
 // sendHint says what an answer other than 200 success means.
 func sendHint(resp *http.Response, answer string) string {
 	const retry = "Alipay would retry: only 200 \"success\" stops it. "
-	switch {
-	case answer == answerFail && resp.StatusCode == http.StatusForbidden:
+	fromPlugin := answer == answerFail
+	switch common := commonHint(resp, answer, fromPlugin, "Alipay", "notify_url"); {
+	case fromPlugin && resp.StatusCode == http.StatusForbidden:
 		return retry + "alipay_notify refused the notification: Caddy's log line \"notification refused\" gives the reason (a key that is not the test pair's public key? an app_id not in app_id?)"
-	case answer == answerFail && resp.StatusCode == http.StatusBadRequest:
-		return retry + hintMalformed
-	case answer == answerFail && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout):
-		return retry + hintUpstream
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return retry + "the URL redirects (to " + resp.Header.Get("Location") + "), and Alipay does not follow redirects: use the final URL as notify_url"
-	case resp.StatusCode == http.StatusOK && answer == "":
-		return retry + hintUnhandled
-	case resp.StatusCode == http.StatusNotFound:
-		return retry + hintNoHandler
+	case common != "":
+		return retry + common
 	case resp.StatusCode == http.StatusOK && strings.TrimSpace(answer) == answerSuccess:
 		return retry + "the answer has whitespace around \"success\", and Alipay wants exactly those seven characters"
 	default:

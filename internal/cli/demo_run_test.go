@@ -20,6 +20,14 @@ import (
 
 // The demo runs Caddy in this process, as caddy alipay-notify demo does.
 
+// startsCaddy skips the test under -short and isolates its files.
+func startsCaddy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy")
+	}
+	isolate(t)
+}
+
 // isolate keeps the demo's files (the bodies it writes for curl, Caddy's
 // autosaved configuration) in the test's directory.
 func isolate(t *testing.T) {
