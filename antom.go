@@ -40,8 +40,14 @@ type AntomClient struct {
 }
 
 // isAntom reports whether a request is an Antom notification: it carries a
-// Signature header.
-func isAntom(r *http.Request) bool { return r.Header.Get("Signature") != "" }
+// Signature header. An empty one counts (fix: it used to fall through to the
+// domestic path and get a text "fail"): a request that carries the header is
+// answered in Antom's JSON (DESIGN.md §10), and the empty value is Antom's
+// "missing header Signature" 400.
+func isAntom(r *http.Request) bool {
+	_, ok := r.Header["Signature"] // the server canonicalizes header names
+	return ok
+}
 
 // provisionAntom loads each client's keys.
 func (h *Handler) provisionAntom() error {
@@ -106,17 +112,24 @@ func (h *Handler) verifyAntom(r *http.Request) result {
 	verifyStart := time.Now()
 	// An unknown client gets a nil ring, whose Verify still makes every
 	// structural check first, then answers ErrUnknownClient.
-	v, err := h.antomRings[clientID].Verify(&antom.Request{
+	req := &antom.Request{
 		Method:      r.Method,
 		URI:         originalURI(r),
 		ClientID:    clientID,
 		RequestTime: r.Header.Get("Request-Time"),
 		Signature:   r.Header.Get("Signature"),
 		Body:        body,
-	})
+	}
+	v, err := h.antomRings[clientID].Verify(req)
 	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
 	if err != nil {
-		return refused(about, antomRefusal(err))
+		ref := antomRefusal(err)
+		if errors.Is(err, antom.ErrSignatureMismatch) {
+			// Fix: log what was checked at DEBUG, as for a domestic
+			// signature failure (DESIGN.md §5; §10: logs work the same).
+			ref.signed = (*antomSigned)(req)
+		}
+		return refused(about, ref)
 	}
 	about = antomSubject(clientID, v)
 	if h.maxAge > 0 {

@@ -1,6 +1,7 @@
 package alipaynotify
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/antom"
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -94,4 +96,102 @@ func newBenchHandler(b *testing.B, vec testkit.Vector, forward string) *Handler 
 	b.Cleanup(func() { _ = h.Cleanup() })
 	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	return h
+}
+
+// BenchmarkAntomVersusDomestic compares the Antom path (DESIGN.md §10) with
+// the domestic one on the same key size: both real vectors are signed with
+// 2048-bit RSA over SHA-256 (the domestic body is 1161 bytes, the Antom
+// one 1751). "verify" is the verification a handler makes before it
+// forwards: domestic, parse the form, verify, check the policy (h.check);
+// Antom, parse the Signature header and Request-Time, the body rules, hash
+// the signed content, verify (KeyRing.Verify, as handleAntom calls it).
+// "handler" is the whole ServeHTTP path of BenchmarkHandler for each. The
+// target is Antom within 1.2x of domestic.
+//
+//	go test -run '^$' -bench 'BenchmarkAntomVersusDomestic' -benchmem .
+func BenchmarkAntomVersusDomestic(b *testing.B) {
+	domestic := testkit.LoadVector(b, "trade-rsa2-production.json")
+	antomVec := testkit.LoadAntomVector(b, "sandbox-response-rsa256.json")
+	domesticKey, err := antom.ParsePublicKey(domestic.Key.AlipayPublicKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	antomKey, err := antom.ParsePublicKey(antomVec.AntomPublicKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if domesticKey.N.BitLen() != 2048 || antomKey.N.BitLen() != 2048 {
+		b.Fatalf("key sizes %d and %d, want both 2048", domesticKey.N.BitLen(), antomKey.N.BitLen())
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer upstream.Close()
+	// One endpoint serving both, max_age off (the vectors are from 2019
+	// and 2025).
+	h := &Handler{
+		Verifier: Verifier{
+			AppIDs:    []string{domestic.AppID},
+			KeySource: KeySource{AlipayPublicKeys: []string{domestic.Key.AlipayPublicKey}},
+			MaxAge:    -1,
+		},
+		Antom:          []AntomClient{{ClientID: antomVec.ClientID, AntomPublicKeys: []string{antomVec.AntomPublicKey}}},
+		Forward:        upstream.URL + "/hooks",
+		WebhookSecrets: []string{testkit.Secret},
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = h.Cleanup() }()
+	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+
+	domesticBody := []byte(domestic.Body)
+	antomBody := []byte(antomVec.Body)
+	b.Run("verify/domestic", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ref := h.check(ctx, domesticBody); ref != nil {
+				b.Fatal(ref.reason)
+			}
+		}
+	})
+	b.Run("verify/antom", func(b *testing.B) {
+		ring := h.antomRings[antomVec.ClientID]
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ring.Verify(&antom.Request{
+				Method: http.MethodPost, URI: antomVec.URI, ClientID: antomVec.ClientID,
+				RequestTime: antomVec.RequestTime, Signature: antomVec.SignatureHeader, Body: antomBody,
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	serve := func(b *testing.B, newRequest func() *http.Request) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			_ = h.ServeHTTP(rec, newRequest(), nil)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d %q", rec.Code, rec.Body.String())
+			}
+		}
+	}
+	b.Run("handler/domestic", func(b *testing.B) {
+		serve(b, func() *http.Request {
+			req := httptest.NewRequest(http.MethodPost, "/alipay/notify", bytes.NewReader(domesticBody))
+			req.Header.Set("Content-Type", testkit.ContentType)
+			return req
+		})
+	})
+	b.Run("handler/antom", func(b *testing.B) {
+		serve(b, func() *http.Request {
+			req := httptest.NewRequest(http.MethodPost, antomVec.URI, bytes.NewReader(antomBody))
+			req.Header = testkit.AntomHeaders(antomVec.ClientID, antomVec.RequestTime, antomVec.SignatureHeader)
+			return req
+		})
+	})
 }

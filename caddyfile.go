@@ -310,7 +310,7 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 		h.Outbox, err = unmarshalOutbox(d)
 	case "antom":
 		var client AntomClient
-		if client, err = unmarshalAntom(d); err == nil {
+		if client, err = unmarshalAntom(d, h.Antom); err == nil {
 			h.Antom = append(h.Antom, client)
 			h.Verifier.otherKeys = true
 		}
@@ -320,13 +320,21 @@ func (h *Handler) unmarshalForwarding(d *caddyfile.Dispenser, name string) (hand
 	return true, err
 }
 
-// unmarshalAntom parses "antom <client_id> { antom_public_key ... }".
-func unmarshalAntom(d *caddyfile.Dispenser) (AntomClient, error) {
+// unmarshalAntom parses "antom <client_id> { antom_public_key ... }";
+// earlier are the blocks already parsed.
+func unmarshalAntom(d *caddyfile.Dispenser, earlier []AntomClient) (AntomClient, error) {
 	var client AntomClient
 	if !d.NextArg() {
 		return client, d.Errf("antom needs the client ID, e.g. antom SANDBOX_5X00000000000000 { antom_public_key ... }")
 	}
 	client.ClientID = d.Val()
+	// Fix: a client's second block was refused only at provisioning,
+	// without the line (DESIGN.md §2).
+	for _, e := range earlier {
+		if e.ClientID == client.ClientID {
+			return client, d.Errf("antom %s: given twice; give one block per client ID, with all its keys (rotation) in it", client.ClientID)
+		}
+	}
 	if d.NextArg() {
 		return client, d.Errf("antom takes one client ID and a block of keys")
 	}
@@ -368,9 +376,9 @@ func unmarshalOutbox(d *caddyfile.Dispenser) (*Outbox, error) {
 		case "retry":
 			o.Retry, err = parseDurations(d)
 		case "give_up":
-			o.GiveUp, err = parseDuration(d)
+			o.GiveUp, err = parsePositiveDuration(d)
 		case "keep":
-			o.Keep, err = parseDuration(d)
+			o.Keep, err = parsePositiveDuration(d)
 		default:
 			return nil, d.Errf("unknown outbox setting %q (retry, give_up, keep)", name)
 		}
@@ -382,6 +390,17 @@ func unmarshalOutbox(d *caddyfile.Dispenser) (*Outbox, error) {
 		return nil, d.Err(err.Error())
 	}
 	return o, nil
+}
+
+// parsePositiveDuration reads one duration above zero (zero would read as
+// "the default" in JSON, so it is refused here, at its line).
+func parsePositiveDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	dur, err := parseDuration(d)
+	if err == nil && dur <= 0 {
+		return 0, d.Errf("%s must be positive, got %s", name, d.Val())
+	}
+	return dur, err
 }
 
 // parseDurations reads one or more positive durations.

@@ -333,7 +333,8 @@ func (r forwardResult) outcome() outbox.Result {
 	case r.accepted():
 		return outbox.Accepted(r.status)
 	case r.timedOut:
-		return outbox.TimedOut(r.err)
+		// The same last_error as an inline timeout (describe).
+		return outbox.TimedOut(errors.New(r.describe()))
 	case r.err != nil:
 		return outbox.Failed(r.err)
 	default:

@@ -228,16 +228,9 @@ func TestBodySizeBoundary(t *testing.T) {
 			if tc.chunked {
 				reader = io.MultiReader(reader) // hides the length: sent chunked
 			}
-			req, _ := http.NewRequest(http.MethodPost, url, reader)
-			req.Header.Set("Content-Type", testkit.ContentType)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			answer, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Errorf("status %d %q, want %d", resp.StatusCode, answer, tc.status)
+			status, answer, _ := testkit.Send(t, http.MethodPost, url, reader)
+			if status != tc.status {
+				t.Errorf("status %d %q, want %d", status, answer, tc.status)
 			}
 			if n := len(upstream.Take()); (tc.status == 200) != (n == 1) {
 				t.Errorf("%d webhooks", n)

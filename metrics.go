@@ -151,13 +151,22 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	var pending, dead, delivered int
 	var oldest time.Duration
 	now := time.Now()
+	// One snapshot per namespace (forward URL): handlers that forward to
+	// the same URL share one outbox, which their workers (one per set of
+	// forwarding settings) each count whole.
+	byForward := make(map[string]outbox.Stats)
 	c.mu.Lock()
 	for w := range c.workers {
-		s := w.Stats()
+		s, key := w.Stats(), w.Forward()
+		if prev, ok := byForward[key]; !ok || s.At.After(prev.At) {
+			byForward[key] = s
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range byForward {
 		pending, dead, delivered = pending+s.Pending, dead+s.Dead, delivered+s.Delivered
 		oldest = max(oldest, s.OldestPendingAge(now))
 	}
-	c.mu.Unlock()
 	for state, n := range map[outbox.State]int{outbox.Pending: pending, outbox.Dead: dead, outbox.Delivered: delivered} {
 		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(n), string(state))
 	}

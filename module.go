@@ -243,9 +243,7 @@ func (h *Handler) Cleanup() error {
 		h.forwarder.close()
 	}
 	if h.outbox != nil {
-		h.metrics.outbox.remove(h.outbox.worker)
-		_, err := outboxWorkers.Delete(h.outboxKey)
-		return err
+		return h.cleanupOutbox()
 	}
 	return nil
 }
@@ -280,10 +278,9 @@ type result struct {
 	// logged with the status.
 	reason string
 	fields []zap.Field
-	// signed is the notification whose signature did not verify: its V1
-	// signed string, the string checked, is built for a DEBUG line only
-	// when DEBUG is on.
-	signed *alipay.Notification
+	// signed builds the string a refused signature was checked over, for
+	// a DEBUG line; only called when DEBUG is on.
+	signed signedContent
 }
 
 // subject is what a notification is about, for logs, placeholders and the
@@ -370,7 +367,10 @@ type webhook struct {
 // deliver sends a verified notification's webhook upstream, through the
 // outbox when there is one; the answer is what the upstream did.
 func (h *Handler) deliver(r *http.Request, wh webhook, about subject, fields []zap.Field) result {
-	if h.outbox != nil && h.deliveredEarlier(r.Context(), wh.id) {
+	// The outbox's storage errors go on this notification's one log line
+	// (obx.annotate), not on lines of their own (DESIGN §9).
+	var obx outboxNote
+	if h.outbox != nil && h.deliveredEarlier(r.Context(), wh.id, &obx) {
 		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
 			message: "notification verified, not forwarded: the outbox delivered it earlier", fields: fields}
 	}
@@ -380,24 +380,24 @@ func (h *Handler) deliver(r *http.Request, wh webhook, about subject, fields []z
 	if sent.err != nil {
 		fields = append(fields, zap.Error(sent.err))
 	}
-	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), wh.id, wh.typ, wh.body, sent) {
-		return result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
-			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields}
+	if h.outbox != nil && h.recordOutcome(context.WithoutCancel(r.Context()), wh.id, wh.typ, wh.body, sent, &obx) {
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeDeliveredEarlier, about: about, level: zapcore.InfoLevel,
+			message: "notification verified, not accepted now, but the outbox delivered it meanwhile", fields: fields})
 	}
 	switch {
 	case sent.accepted():
-		return result{status: http.StatusOK, outcome: outcomeForwarded, about: about, level: zapcore.InfoLevel,
-			message: "notification forwarded", fields: fields}
+		return obx.annotate(result{status: http.StatusOK, outcome: outcomeForwarded, about: about, level: zapcore.InfoLevel,
+			message: "notification forwarded", fields: fields})
 	case sent.timedOut:
-		return result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, about: about, level: zapcore.WarnLevel,
+		return obx.annotate(result{status: http.StatusGatewayTimeout, outcome: outcomeUpstreamTimeout, about: about, level: zapcore.WarnLevel,
 			message: "upstream did not answer within timeout; Alipay will retry",
-			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))}
+			fields:  append(fields, zap.Duration("timeout", h.forwarder.timeout))})
 	case sent.err != nil:
-		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
-			message: "upstream unreachable; Alipay will retry", fields: fields}
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
+			message: "upstream unreachable; Alipay will retry", fields: fields})
 	default:
-		return result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
-			message: "upstream did not accept the notification; Alipay will retry", fields: fields}
+		return obx.annotate(result{status: http.StatusBadGateway, outcome: outcomeUpstreamError, about: about, level: zapcore.WarnLevel,
+			message: "upstream did not accept the notification; Alipay will retry", fields: fields})
 	}
 }
 
@@ -545,13 +545,33 @@ func clientIP(r *http.Request) string {
 }
 
 // logSignedString logs, at DEBUG, the string a refused signature was
-// checked over (n's V1 signed string): the first thing to compare when
-// every notification fails. It is built only when DEBUG is on, and is
-// bounded by max_body.
-func logSignedString(logger *zap.Logger, about subject, n *alipay.Notification) {
+// checked over: the first thing to compare when every notification fails.
+// It is built only when DEBUG is on, and is bounded by max_body.
+func logSignedString(logger *zap.Logger, about subject, signed signedContent) {
 	if ce := logger.Check(zapcore.DebugLevel, "refused notification details"); ce != nil {
-		ce.Write(zap.ByteString("signed_string", n.SignedString(alipay.RuleV1)), zap.String("notify_id", alipay.Truncate(about.notifyID)))
+		ce.Write(zap.ByteString("signed_string", signed.signedContent()), zap.String("notify_id", alipay.Truncate(about.notifyID)))
 	}
+}
+
+// signedContent is what a refused signature was checked over, built on
+// demand. The implementations are pointer conversions of what the handler
+// already holds, so that a refusal records it without allocating (a
+// closure would allocate for every forged notification).
+type signedContent interface{ signedContent() []byte }
+
+// alipaySigned is a domestic notification whose signature no key
+// verified: its V1 signed string (V2 adds sign_type) is logged.
+type alipaySigned alipay.Notification
+
+func (n *alipaySigned) signedContent() []byte {
+	return (*alipay.Notification)(n).SignedString(alipay.RuleV1)
+}
+
+// antomSigned is an Antom request whose signature no key verified.
+type antomSigned antom.Request
+
+func (r *antomSigned) signedContent() []byte {
+	return (*antom.Request)(r).AppendSignedContent(nil)
 }
 
 // closeAfterTooLarge closes an HTTP/1 connection after a 413, whose body

@@ -158,10 +158,10 @@ type refusal struct {
 	status  int
 	outcome string
 	reason  string
-	// signed, for a signature that does not verify, is the notification:
-	// the string that was checked (its V1 signed string) is built for a
-	// DEBUG line only when DEBUG is on (logSignedString).
-	signed *alipay.Notification
+	// signed, for a signature that does not verify, builds the string that
+	// was checked, for a DEBUG line: only when DEBUG is on
+	// (logSignedString).
+	signed signedContent
 }
 
 func refuse(status int, outcome, format string, args ...any) *refusal {
@@ -509,6 +509,9 @@ func (v *Verifier) verifySignature(res *verified) *refusal {
 		appID := n.Get("app_id")
 		ring, ok := v.rings[appID]
 		if !ok {
+			if len(v.rings) == 0 {
+				return refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q: this endpoint has no domestic Alipay keys (only antom blocks)", alipay.Truncate(appID))
+			}
 			return refuse(http.StatusForbidden, outcomeAppRefused, "app_id %q is not one of the configured apps %v", alipay.Truncate(appID), v.appList())
 		}
 		res.match, err = ring.Verify(n)
@@ -526,7 +529,7 @@ func (v *Verifier) verifySignature(res *verified) *refusal {
 		default:
 			ref.reason += "; " + alipay.WrongKeyHint
 		}
-		ref.signed = n
+		ref.signed = (*alipaySigned)(n)
 	}
 	return ref
 }

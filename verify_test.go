@@ -134,7 +134,7 @@ func TestWrongKeyHint(t *testing.T) {
 	if !strings.Contains(ref.reason, "not your app's public key") {
 		t.Errorf("reason lacks the wrong-key hint: %s", ref.reason)
 	}
-	if ref.signed == nil || !strings.Contains(string(ref.signed.SignedString(alipay.RuleV1)), "app_id="+testkit.AppID) {
+	if ref.signed == nil || !strings.Contains(string(ref.signed.signedContent()), "app_id="+testkit.AppID) {
 		t.Error("no signed string for the DEBUG log")
 	}
 }

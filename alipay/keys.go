@@ -61,7 +61,7 @@ func LoadPublicKey(value string) (crypto.PublicKey, error) {
 		return key, err
 	}
 	if LooksLikeInlineKey(value) {
-		return nil, errors.New("not valid base64: the key was damaged when copied (copy Alipay's public key again from the open platform console, as one line)")
+		return nil, errors.New("not valid base64: the key was damaged when copied (copy it again, as one line, from where it is shown: Alipay's open platform console, or Antom Dashboard)")
 	}
 	data, err := os.ReadFile(value)
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/caddyserver/caddy/v2"
 	storageredis "github.com/pberkel/caddy-storage-redis"
 )
@@ -159,7 +160,7 @@ func startRedis(t testing.TB) string {
 		dir := t.TempDir()
 		port := freePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		out := &syncBuffer{}
+		out := &testkit.SyncBuffer{}
 		cmd := exec.Command(bin,
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
@@ -199,7 +200,7 @@ func startRedis(t testing.TB) string {
 		}
 		if ready {
 			t.Cleanup(func() {
-				stopProcess(cmd, done, syscall.SIGTERM, 5*time.Second)
+				testkit.Stop(cmd, done, syscall.SIGTERM, 5*time.Second)
 				if t.Failed() {
 					t.Logf("redis-server %s log:\n%s", addr, tail(out.String(), logTailLines))
 				}
@@ -207,7 +208,7 @@ func startRedis(t testing.TB) string {
 			return addr
 		}
 		if !exited {
-			stopProcess(cmd, done, syscall.SIGTERM, time.Second)
+			testkit.Stop(cmd, done, syscall.SIGTERM, time.Second)
 			t.Fatalf("redis-server on %s did not answer PING within %v; log:\n%s", addr, redisReadyTimeout, out.String())
 		}
 		lastLog = out.String()
@@ -458,7 +459,7 @@ type instance struct {
 	env     []string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *testkit.SyncBuffer
 	done    chan struct{}
 	waitErr error
 	earlier []string // logs of earlier runs (before restart)
@@ -576,7 +577,7 @@ func (in *instance) launch(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(in.bin, "run", "--config", in.ConfigPath, "--adapter", "caddyfile")
 	cmd.Dir, cmd.Env = in.Dir, in.env
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childAttrs()
 	if err := cmd.Start(); err != nil {
@@ -668,7 +669,7 @@ func (in *instance) stop(t testing.TB) {
 	if !in.running() {
 		return
 	}
-	if !stopProcess(in.cmd, in.done, os.Interrupt, caddyStopTimeout) {
+	if !testkit.Stop(in.cmd, in.done, os.Interrupt, caddyStopTimeout) {
 		t.Errorf("%s did not stop within %v of SIGINT: killed", in.Name, caddyStopTimeout)
 	}
 }
@@ -840,45 +841,6 @@ func (in *instance) waitLog(t testing.TB, timeout time.Duration, msg string, mat
 
 // ---------------------------------------------------------------------------
 // Small things
-
-// stopProcess signals the process, waits up to timeout for it to exit
-// (done is closed by whoever waits for it), and kills it after that. It
-// reports whether the process exited before the kill.
-func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig os.Signal, timeout time.Duration) bool {
-	select {
-	case <-done:
-		return true
-	default:
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
-		return false
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process' output and the test's
-// reads at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // tail is the last n lines of s.
 func tail(s string, n int) string {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,8 +93,8 @@ func TestKeygenSignVerify(t *testing.T) {
 		t.Errorf("no diagnosis:\n%s", res.stdout)
 	}
 	// With Alipay's key, the real vector verifies, with Alipay's signed string.
-	res = runTool(t, "", "verify", "--key", vec.Key.AlipayPublicKey, writeFile(t, "vector.body", vec.Body)).mustSucceed(t)
-	if got := signedString(t, res.stdout, "signed string"); got != vec.Expect.StringToSign {
+	res = runTool(t, "", "verify", "--key", vec.Key.AlipayPublicKey, tk.WriteFile(t, "vector.body", vec.Body)).mustSucceed(t)
+	if got := tk.SignedString(t, res.stdout, "signed string"); got != vec.Expect.StringToSign {
 		t.Errorf("signed string\n got %s\nwant %s", got, vec.Expect.StringToSign)
 	}
 }
@@ -105,38 +104,11 @@ func TestSend(t *testing.T) {
 	accepting := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusNoContent, 0))
 	failing := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusInternalServerError, 0))
 	vec := tk.LoadVector(t, "trade-rsa2-production.json")
-	pub := tk.Testdata("keys", "alipay.pub.txt")
 	listen := tk.FreePort(t)
-	config := fmt.Sprintf(`{
-	admin off
-	auto_https off
-	default_bind 127.0.0.1
-}
-http://%s {
-	alipay_notify /alipay/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s/hooks/alipay
-		webhook_secret %s
-	}
-	alipay_notify /failing/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s/hooks/alipay
-		webhook_secret %s
-	}
-	alipay_notify /vector/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s/hooks/alipay
-		webhook_secret %s
-		max_age off
-	}
-}
-`, listen,
-		tk.AppID, pub, accepting.URL, tk.Secret,
-		tk.AppID, pub, failing.URL, tk.Secret,
-		vec.AppID, vec.Key.AlipayPublicKey, accepting.URL, tk.Secret)
+	config := adminOffSite(listen,
+		tk.NotifyBlock{Path: "/alipay/notify", Forward: accepting.URL + "/hooks/alipay"},
+		tk.NotifyBlock{Path: "/failing/notify", Forward: failing.URL + "/hooks/alipay"},
+		tk.NotifyBlock{Path: "/vector/notify", AppID: vec.AppID, Key: vec.Key.AlipayPublicKey, Forward: accepting.URL + "/hooks/alipay", Extra: "max_age off"})
 	caddy := tk.RunCaddy(t, config, listen)
 	base := "http://" + listen
 	key := tk.Testdata("keys", "alipay.key.pem")
@@ -155,7 +127,7 @@ http://%s {
 	}
 
 	// A real notification signed by Alipay, sent as it is.
-	res = runTool(t, "", "send", "--body", writeFile(t, "vector.body", vec.Body), base+"/vector/notify").mustSucceed(t)
+	res = runTool(t, "", "send", "--body", tk.WriteFile(t, "vector.body", vec.Body), base+"/vector/notify").mustSucceed(t)
 	if res.stdout != "200 success\n" {
 		t.Errorf("vector: stdout %q", res.stdout)
 	}
@@ -203,7 +175,7 @@ func TestWebhookSecret(t *testing.T) {
 	if !regexp.MustCompile(`^whsec_[A-Za-z0-9+/]{43}=\n$`).MatchString(first) || first == second {
 		t.Fatalf("secrets %q, %q", first, second)
 	}
-	config := writeFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2/hooks/alipay", strings.TrimSpace(first)))
+	config := tk.WriteFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2/hooks/alipay", strings.TrimSpace(first)))
 	out, err := exec.Command(tk.CaddyBinary(t), "validate", "--config", config).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Valid configuration") {
 		t.Fatalf("caddy validate refused the secret: %v\n%s", err, out)
@@ -213,7 +185,7 @@ func TestWebhookSecret(t *testing.T) {
 // TestValidateReportsLine checks that caddy validate and adapt --validate
 // name the Caddyfile line of a configuration error.
 func TestValidateReportsLine(t *testing.T) {
-	path := writeFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2", "whsec_tooshort"))
+	path := tk.WriteFile(t, "Caddyfile", siteConfig("127.0.0.1:1", "http://127.0.0.1:2", "whsec_tooshort"))
 	for _, args := range [][]string{{"validate", "--config", path}, {"adapt", "--validate", "--config", path}} {
 		out, err := exec.Command(tk.CaddyBinary(t), args...).CombinedOutput()
 		if err == nil {

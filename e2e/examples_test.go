@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +21,8 @@ import (
 // sign. Each receiver must accept a new notification (Alipay is answered
 // success), recognise Alipay's retry as a duplicate (still success), and
 // refuse a webhook signed with another secret (Alipay is answered 502 fail).
+// It must also accept an Antom notification (send --antom), whose webhook's
+// data is Antom's nested JSON, and recognise its retry.
 //
 // A language whose runtime is missing is skipped locally and fails in CI
 // (env CI set), which must install it (see .ci/run).
@@ -87,8 +91,9 @@ func testExampleReceiver(t *testing.T, lang string, cmd *exec.Cmd, startup time.
 	receiver := tk.StartProcess(t, cmd)
 	receiver.WaitFor(t, "listening on 127.0.0.1:"+port, startup)
 
-	// One site: /alipay/notify signs webhooks with the receiver's secret,
-	// /wrong/notify with another one.
+	// One site: /alipay/notify signs webhooks with the receiver's secret and
+	// verifies Antom's notifications too, /wrong/notify signs with another
+	// secret.
 	listen := tk.FreePort(t)
 	forward := "http://" + receiverAddr + "/hooks/alipay"
 	tk.RunCaddy(t, fmt.Sprintf(`{
@@ -100,6 +105,9 @@ http://%[1]s {
 	alipay_notify /alipay/notify {
 		app_id %[2]s
 		alipay_public_key %[3]s
+		antom %[7]s {
+			antom_public_key %[8]s
+		}
 		forward %[4]s
 		webhook_secret %[5]s
 	}
@@ -110,13 +118,13 @@ http://%[1]s {
 		webhook_secret %[6]s
 	}
 }
-`, listen, tk.AppID, pub, forward, secret, otherSecret), listen)
+`, listen, tk.AppID, pub, forward, secret, otherSecret, tk.AntomClient, tk.Testdata("keys", "alipay.pub.txt")), listen)
 	notifyURL, wrongURL := "http://"+listen+"/alipay/notify", "http://"+listen+"/wrong/notify"
 
 	id := "example-" + lang + "-1"
 	body := runTool(t, "", "sign", "--key", key, "--app-id", tk.AppID,
 		"notify_id="+id, "out_trade_no=order-"+lang, "total_amount=88.80", "subject=测试商品 "+lang).mustSucceed(t).stdout
-	bodyFile := writeFile(t, "body", body)
+	bodyFile := tk.WriteFile(t, "body", body)
 
 	// A new notification: processed, success.
 	if res := runTool(t, "", "send", "--body", bodyFile, notifyURL).mustSucceed(t); res.stdout != "200 success\n" {
@@ -148,6 +156,31 @@ http://%[1]s {
 		t.Fatalf("GBK notification: %s", res)
 	}
 	receiver.WaitFor(t, "accepted "+gbkID+" alipay.trade_status_sync 订单-"+lang+" 0.01 TRADE_FINISHED", 10*time.Second)
+
+	// An Antom notification to the same endpoint: the webhook's data is the
+	// posted JSON object, nested (paymentAmount.value, result.resultStatus).
+	// send --antom signs a fresh Request-Time each time, and without --body
+	// a new random paymentRequestId; a --body file keeps the body, hence the
+	// webhook-id (antom_ + the first 32 hex digits of its SHA-256), as
+	// Antom's retries do: the second delivery is a duplicate.
+	antomBody := tk.AntomPayment("PAY_example-"+lang, time.Now())
+	antomFile := tk.WriteFile(t, "antom.json", string(antomBody))
+	sum := sha256.Sum256(antomBody)
+	antomID := "antom_" + hex.EncodeToString(sum[:16])
+	for _, want := range []string{
+		"accepted " + antomID + " antom.PAYMENT_RESULT PAY_example-" + lang + " 100 S",
+		"duplicate " + antomID,
+	} {
+		res := runTool(t, "", "send", "--antom", "--key", tk.Testdata("keys", "alipay.key.pem"), "--client-id", tk.AntomClient,
+			"--body", antomFile, notifyURL).mustSucceed(t)
+		if res.stdout != `200 {"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}`+"\n" {
+			t.Fatalf("Antom notification: %s", res)
+		}
+		receiver.WaitFor(t, want, 10*time.Second)
+	}
+	if n := receiver.Count(antomID); n != 2 {
+		t.Errorf("the receiver logged %s %d times, want 2:\n%s", antomID, n, strings.Join(receiver.Output(), "\n"))
+	}
 }
 
 // TestNodeInterop puts the built plugin in front of examples/node, which
@@ -171,27 +204,27 @@ func TestNodeInterop(t *testing.T) {
 	params := tk.Signed(t, tk.Key(t, "alipay"), tk.Set(tk.TradeParams(tk.AppID, time.Now()), "notify_id", "node-interop-1"), false)
 	body := tk.EncodeForm(params)
 	notifyURL := "http://" + listen + "/alipay/notify"
-	if status, answer := postNotification(t, notifyURL, body); status != 200 || answer != "success" {
+	if status, answer, _ := tk.Post(t, notifyURL, body); status != 200 || answer != "success" {
 		t.Fatalf("answer %d %q", status, answer)
 	}
 	receiver.WaitFor(t, "accepted node-interop-1 alipay.trade_status_sync 20190815155618536-564-57 0.10 TRADE_SUCCESS", 5*time.Second)
 
 	// Alipay's retry: the receiver recognises the webhook-id.
-	if status, answer := postNotification(t, notifyURL, body); status != 200 || answer != "success" {
+	if status, answer, _ := tk.Post(t, notifyURL, body); status != 200 || answer != "success" {
 		t.Fatalf("retry answer %d %q", status, answer)
 	}
 	receiver.WaitFor(t, "duplicate node-interop-1", 5*time.Second)
 
 	// A webhook signed with another secret is refused by the receiver, so
 	// Alipay is answered fail and will retry.
-	if status, answer := postNotification(t, "http://"+wrongListen+"/alipay/notify", body); status != 502 || answer != "fail" {
+	if status, answer, _ := tk.Post(t, "http://"+wrongListen+"/alipay/notify", body); status != 502 || answer != "fail" {
 		t.Fatalf("wrong secret: answer %d %q, want 502 fail", status, answer)
 	}
 	receiver.WaitFor(t, "rejected node-interop-1 bad signature", 5*time.Second)
 
 	// A forged notification never reaches the receiver.
 	forged := tk.EncodeForm(tk.Set(params, "total_amount", "999.00"))
-	if status, _ := postNotification(t, notifyURL, forged); status != 403 {
+	if status, _, _ := tk.Post(t, notifyURL, forged); status != 403 {
 		t.Fatalf("forged: status %d", status)
 	}
 	if n := receiver.Count("node-interop-1"); n != 3 {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,8 +33,7 @@ func notifyCaddyfile(t *testing.T, listen, admin string, routes ...notifyRoute) 
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n}\nhttp://%s {\n", admin, listen)
 	for _, r := range routes {
-		fmt.Fprintf(&b, "\talipay_notify %s {\n\t\tapp_id %s\n\t\talipay_public_key %s\n\t\tforward %s\n\t\twebhook_secret %s\n\t\t%s\n\t}\n",
-			r.path, testkit.AppID, testkit.Testdata("keys", "alipay.pub.txt"), r.forward, testkit.Secret, r.extra)
+		b.WriteString(testkit.NotifyBlock{Path: r.path, Forward: r.forward, Extra: r.extra}.String())
 	}
 	b.WriteString("\trespond \"not an Alipay endpoint\" 404\n}\n")
 	return b.String()
@@ -46,9 +44,7 @@ func TestUpstreamFaultsThroughCaddy(t *testing.T) {
 	// Answers 204.
 	accepting := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	// Nothing listens there.
-	refused := httptest.NewServer(http.NotFoundHandler())
-	refusedURL := refused.URL
-	refused.Close()
+	refusedURL := testkit.ClosedURL(t)
 	// Hangs until the test ends, past the 500ms timeout.
 	release := make(chan struct{})
 	hanging := testkit.NewUpstream(t, testkit.Secret, func(w http.ResponseWriter, r *http.Request) {

@@ -38,14 +38,7 @@ import (
 //	LOAD_NOTIFICATIONS=20000 go test -run TestInvariantUnderLoad -v -timeout 30m .
 func TestInvariantUnderLoad(t *testing.T) {
 	testkit.CaddyBinary(t)
-	total := 2000
-	if s := os.Getenv("LOAD_NOTIFICATIONS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 100 {
-			t.Fatalf("LOAD_NOTIFICATIONS=%q: want a number >= 100", s)
-		}
-		total = n
-	}
+	total := loadSize(t, "LOAD_NOTIFICATIONS", 2000)
 	const connections = 32
 	forgedEvery := 20 // one forged or tampered notification per 20 genuine ones
 
@@ -59,13 +52,7 @@ func TestInvariantUnderLoad(t *testing.T) {
 	notifications := presign(t, total, forgedEvery)
 	t.Logf("signed %d notifications (%d genuine) in %s", len(notifications), total, time.Since(start).Round(time.Millisecond))
 
-	client := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: connections,
-			MaxConnsPerHost:     connections,
-		},
-	}
+	client := loadClient(connections)
 	defer client.CloseIdleConnections()
 	answers := make([]answerRecord, len(notifications))
 	// RSS after every tenth of the notifications.
@@ -73,29 +60,16 @@ func TestInvariantUnderLoad(t *testing.T) {
 	var completed atomic.Int64
 	var rssMu sync.Mutex
 	rss := map[int64]int64{}
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range connections {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				answers[i] = post(client, "http://"+listen+"/alipay/notify", notifications[i].body)
-				if done := completed.Add(1); done%int64(tenth) == 0 {
-					kib := rssKiB(t, pid)
-					rssMu.Lock()
-					rss[done/int64(tenth)] = kib
-					rssMu.Unlock()
-				}
-			}
-		}()
-	}
 	start = time.Now()
-	for i := range notifications {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	testkit.Spread(connections, len(notifications), func(i int) {
+		answers[i] = post(client, "http://"+listen+"/alipay/notify", notifications[i].body)
+		if done := completed.Add(1); done%int64(tenth) == 0 {
+			kib := rssKiB(t, pid)
+			rssMu.Lock()
+			rss[done/int64(tenth)] = kib
+			rssMu.Unlock()
+		}
+	})
 	elapsed := time.Since(start)
 	var samples []string
 	for k := int64(1); k <= 10; k++ {
@@ -189,43 +163,53 @@ func presign(t *testing.T, total, forgedEvery int) []loadNotification {
 	alipay, app := testkit.Key(t, "alipay"), testkit.Key(t, "app")
 	now := time.Now()
 	out := make([]loadNotification, total+total/forgedEvery)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				n := loadNotification{genuine: i < total, kind: "genuine"}
-				n.outTradeNo = fmt.Sprintf("order-%06d", i)
-				n.amount = fmt.Sprintf("%d.%02d", 1+i%500, i%100)
-				n.id = fmt.Sprintf("load-%06d", i)
-				if !n.genuine {
-					n.id = fmt.Sprintf("bad-%06d", i)
-				}
-				params := testkit.Set(testkit.Set(testkit.Set(testkit.TradeParams(testkit.AppID, now), "notify_id", n.id), "out_trade_no", n.outTradeNo), "total_amount", n.amount)
-				switch {
-				case n.genuine:
-					params = testkit.Signed(t, alipay, params, false)
-				case i%2 == 0:
-					n.kind = "tampered amount"
-					params = testkit.Set(testkit.Signed(t, alipay, params, false), "total_amount", "0.01")
-				default:
-					n.kind = "signed by the app's key"
-					params = testkit.Signed(t, app, params, false)
-				}
-				n.body = testkit.EncodeForm(params)
-				out[i] = n
-			}
-		}()
-	}
-	for i := range out {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	testkit.Spread(runtime.NumCPU(), len(out), func(i int) {
+		n := loadNotification{genuine: i < total, kind: "genuine"}
+		n.outTradeNo = fmt.Sprintf("order-%06d", i)
+		n.amount = fmt.Sprintf("%d.%02d", 1+i%500, i%100)
+		n.id = fmt.Sprintf("load-%06d", i)
+		if !n.genuine {
+			n.id = fmt.Sprintf("bad-%06d", i)
+		}
+		params := testkit.Set(testkit.Set(testkit.Set(testkit.TradeParams(testkit.AppID, now), "notify_id", n.id), "out_trade_no", n.outTradeNo), "total_amount", n.amount)
+		switch {
+		case n.genuine:
+			params = testkit.Signed(t, alipay, params, false)
+		case i%2 == 0:
+			n.kind = "tampered amount"
+			params = testkit.Set(testkit.Signed(t, alipay, params, false), "total_amount", "0.01")
+		default:
+			n.kind = "signed by the app's key"
+			params = testkit.Signed(t, app, params, false)
+		}
+		n.body = testkit.EncodeForm(params)
+		out[i] = n
+	})
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
+}
+
+// loadSize is the number of genuine notifications of a load test: the
+// environment variable env when set (at least 100), else def.
+func loadSize(t *testing.T, env string, def int) int {
+	s := os.Getenv(env)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 {
+		t.Fatalf("%s=%q: want a number >= 100", env, s)
+	}
+	return n
+}
+
+// loadClient is the client of a load test: up to connections connections,
+// all kept alive.
+func loadClient(connections int) *http.Client {
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: connections, MaxConnsPerHost: connections},
+	}
 }
 
 // answerRecord is what Caddy answered to one notification.

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,9 +28,15 @@ type toolResult struct {
 // data directories in a temporary folder.
 func runTool(t *testing.T, stdin string, args ...string) toolResult {
 	t.Helper()
+	return runToolEnv(t, nil, stdin, args...)
+}
+
+// runToolEnv is runTool with extra environment variables.
+func runToolEnv(t *testing.T, env []string, stdin string, args ...string) toolResult {
+	t.Helper()
 	cmd := exec.Command(tk.CaddyBinary(t), append([]string{"alipay-notify"}, args...)...)
 	dir := t.TempDir()
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	cmd.Env = append(append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -68,57 +72,22 @@ func (r toolResult) mustFail(t *testing.T, want string) toolResult {
 	return r
 }
 
-// signedString returns the line after the first line starting with label.
-func signedString(t *testing.T, out, label string) string {
-	t.Helper()
-	lines := strings.Split(out, "\n")
-	for i, line := range lines {
-		if strings.HasPrefix(line, label) && i+1 < len(lines) {
-			return lines[i+1]
-		}
-	}
-	t.Fatalf("no %q in:\n%s", label, out)
-	return ""
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // siteConfig is a Caddyfile serving alipay_notify on listen, forwarding to
 // forward, for the test app and key.
 func siteConfig(listen, forward, secret string) string {
-	return fmt.Sprintf(`{
-	admin off
-	auto_https off
-	default_bind 127.0.0.1
-}
-http://%s {
-	alipay_notify /alipay/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s
-		webhook_secret %s
-	}
-}
-`, listen, tk.AppID, tk.Testdata("keys", "alipay.pub.txt"), forward, secret)
+	return adminOffSite(listen, tk.NotifyBlock{Path: "/alipay/notify", Forward: forward, Secret: secret})
 }
 
-// postNotification posts body as Alipay does and returns the answer.
-func postNotification(t *testing.T, url, body string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(url, "application/x-www-form-urlencoded; text/html; charset=UTF-8", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+// adminOffSite is a Caddyfile without admin API serving the alipay_notify
+// blocks on listen.
+func adminOffSite(listen string, blocks ...tk.NotifyBlock) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\nhttp://%s {\n", listen)
+	for _, block := range blocks {
+		b.WriteString(block.String())
 	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(answer)
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // examples is the path of a directory of examples/.

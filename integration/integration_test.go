@@ -3,9 +3,7 @@ package integration
 import (
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,21 +26,43 @@ const caddyBase = "http://localhost:9080"
 
 // startTestCaddy loads a Caddyfile whose site blocks are given.
 func startTestCaddy(t *testing.T, sites string) *caddytest.Tester {
+	return initTestCaddy(t, debugLog(""), sites)
+}
+
+// initTestCaddy loads a Caddyfile (caddytestConfig) with its config and
+// data folders in the test's. The client's idle connections are closed
+// once it is loaded, so that no later request reaches the server of a
+// previous configuration over a kept-alive connection.
+func initTestCaddy(t *testing.T, globals, sites string) *caddytest.Tester {
+	defer http.DefaultClient.CloseIdleConnections()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	tester := caddytest.NewTester(t)
-	tester.InitServer(`{
+	tester.InitServer(caddytestConfig(globals, sites), "caddyfile")
+	return tester
+}
+
+// caddytestConfig is a Caddyfile on caddytest's ports with more global
+// options (globals: a log block at least) and the site blocks.
+func caddytestConfig(globals, sites string) string {
+	return `{
 		skip_install_trust
 		admin localhost:2999
 		http_port 9080
 		https_port 9443
 		grace_period 1ns
-		log {
-			level DEBUG
-		}
+		` + globals + `
 	}
-	`+sites, "caddyfile")
-	return tester
+	` + sites
+}
+
+// debugLog is the global log block at DEBUG, to stderr, or as JSON to the
+// file path.
+func debugLog(path string) string {
+	if path == "" {
+		return "log {\n\t\t\tlevel DEBUG\n\t\t}"
+	}
+	return "log {\n\t\t\toutput file " + path + "\n\t\t\tformat json\n\t\t\tlevel DEBUG\n\t\t}"
 }
 
 // notifyBlock is an alipay_notify block for testkit.AppID with the test key.
@@ -66,9 +86,7 @@ func TestAnswersThroughCaddy(t *testing.T) {
 	failing := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusInternalServerError, 0))
 	redirecting := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusFound, 0))
 	slow := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusOK, 2*time.Second))
-	down := httptest.NewServer(http.NotFoundHandler())
-	downURL := down.URL
-	down.Close() // nothing listens there any more
+	downURL := testkit.ClosedURL(t)
 
 	startTestCaddy(t, `http://localhost:9080 {
 		`+notifyBlock(t, "/notify", ok.URL+"/hooks/alipay", "max_body 8KiB")+`
@@ -118,18 +136,11 @@ func TestAnswersThroughCaddy(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			req, _ := http.NewRequest(method, caddyBase+tc.path, strings.NewReader(tc.body))
-			req.Header.Set("Content-Type", testkit.ContentType)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			status, answer, header := testkit.Send(t, method, caddyBase+tc.path, strings.NewReader(tc.body))
+			if status != tc.status || answer != tc.answer {
+				t.Errorf("answer %d %q, want %d %q", status, answer, tc.status, tc.answer)
 			}
-			answer, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status || string(answer) != tc.answer {
-				t.Errorf("answer %d %q, want %d %q", resp.StatusCode, answer, tc.status, tc.answer)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+			if ct := header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 				t.Errorf("Content-Type %q", ct)
 			}
 			for _, u := range all {

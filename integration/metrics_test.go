@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -163,18 +162,10 @@ func TestPlaceholdersAndAccessLog(t *testing.T) {
 		} `json:"alipay_notify"`
 		AlipayTrade string `json:"alipay_trade"`
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		data, _ := os.ReadFile(accessLog)
-		first, _, _ := strings.Cut(string(data), "\n")
-		if json.Unmarshal([]byte(first), &entry) == nil && entry.AlipayNotify.Outcome != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no alipay_notify field in the access log:\n%s", data)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFile(t, accessLog, "no alipay_notify field in the access log", func(data string) bool {
+		first, _, _ := strings.Cut(data, "\n")
+		return json.Unmarshal([]byte(first), &entry) == nil && entry.AlipayNotify.Outcome != ""
+	})
 	if entry.AlipayNotify.Outcome != "forwarded" || entry.AlipayNotify.NotifyID != "2019081500222155624068450559358070" {
 		t.Errorf("access log alipay_notify = %+v", entry.AlipayNotify)
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
@@ -76,26 +75,53 @@ func (l *caddyLogFile) refusalReason(t *testing.T) string {
 	return reasons[0]
 }
 
-// startLoggingCaddy is startTestCaddy with Caddy's log in a JSON file.
+// startLoggingCaddy is startTestCaddy with Caddy's log in a JSON file. The
+// client's idle connections are closed once the configuration is loaded, so
+// that no later request reaches the server of a previous configuration over
+// a kept-alive connection.
 func startLoggingCaddy(t *testing.T, sites string) *caddyLogFile {
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	logs := &caddyLogFile{path: filepath.Join(t.TempDir(), "caddy.log")}
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-		skip_install_trust
-		admin localhost:2999
-		http_port 9080
-		https_port 9443
-		grace_period 1ns
-		log {
-			output file %s
-			format json
-			level DEBUG
-		}
-	}
-	`, logs.path)+sites, "caddyfile")
+	initTestCaddy(t, debugLog(logs.path), sites)
 	return logs
+}
+
+// sendHead writes a request's head to caddytest's Caddy over a connection
+// of its own and reads the answer: its response, body, and the reader of
+// the connection, which stays open until the test ends.
+func sendHead(t *testing.T, head string) (*http.Response, []byte, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", "localhost:9080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, head)
+	reader := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(reader, nil)
+	if err != nil {
+		t.Fatalf("no answer before the body: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, answer, reader
+}
+
+// waitFile polls the file at path for 5 s until ready holds for its
+// content; it fails the test with what and the content otherwise.
+func waitFile(t *testing.T, path, what string, ready func(data string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if ready(string(data)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s:\n%s", what, data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // backquoted is s as one Caddyfile token, line breaks included.
@@ -457,21 +483,8 @@ func TestEarlyTooLargeThroughCaddy(t *testing.T) {
 	for _, path := range []string{"/notify", "/gate/notify.php"} {
 		for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
 			t.Run(path+" "+strings.TrimSpace(expect), func(t *testing.T) {
-				conn, err := net.Dial("tcp", "localhost:9080")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 				// Headers only: the 5000 bytes are never sent.
-				fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: %s\r\nContent-Length: 5000\r\n%s\r\n", path, testkit.ContentType, expect)
-				reader := bufio.NewReader(conn)
-				resp, err := http.ReadResponse(reader, nil)
-				if err != nil {
-					t.Fatalf("no answer before the body: %v", err)
-				}
-				answer, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				resp, answer, reader := sendHead(t, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: %s\r\nContent-Length: 5000\r\n%s\r\n", path, testkit.ContentType, expect))
 				if resp.StatusCode != 413 || string(answer) != "fail" || !resp.Close {
 					t.Errorf("answer %d %q, close %v; want 413 fail and the connection closed", resp.StatusCode, answer, resp.Close)
 				}

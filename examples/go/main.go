@@ -1,11 +1,12 @@
 // Example upstream for caddy-alipay-notify: it receives the
 // Standard Webhooks POST the plugin sends for every verified Alipay
-// notification.
+// notification, domestic or Antom (cross-border).
 //
 //	WEBHOOK_SECRET=whsec_... PORT=8081 go run ./examples/go
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,21 +14,42 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// event is the body the plugin sends; every Alipay parameter is a string.
+// event is the body the plugin sends. A domestic notification's data holds
+// only strings; an Antom one's is Antom's JSON object as posted, with nested
+// objects (and numbers, decoded as json.Number: exact digits, never float64).
 type event struct {
-	Type      string            `json:"type"`
-	Timestamp string            `json:"timestamp"`
-	Data      map[string]string `json:"data"`
+	Type      string         `json:"type"`
+	Timestamp string         `json:"timestamp"`
+	Data      map[string]any `json:"data"`
+}
+
+// field returns the string or number at path in data ("" when absent), e.g.
+// field(d, "paymentAmount", "value") for Antom's nested amount.
+func field(data map[string]any, path ...string) string {
+	var v any = data
+	for _, k := range path {
+		m, _ := v.(map[string]any)
+		v = m[k] // a nil map yields nil
+	}
+	switch v := v.(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	}
+	return ""
 }
 
 // receiver remembers the webhook-ids it has processed: Alipay retries keep the
-// same notify_id, so this is what makes a retry harmless. In production store
+// same notify_id (Antom's the same body, hence the same antom_... id), so this
+// is what makes a retry harmless. In production store
 // it with the order instead (e.g. a unique index on notify_id, written in the
 // same transaction that marks the order paid).
 type receiver struct {
@@ -73,7 +95,9 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev event
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&ev); err != nil {
 		// Signed by the plugin yet unreadable: a retry would not fix it.
 		fmt.Printf("rejected %s malformed payload\n", id)
 		http.Error(w, "malformed payload", http.StatusBadRequest)
@@ -92,13 +116,19 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A real app does its work here, before answering 2xx (a 2xx becomes
 	// Alipay's "success" and stops the retries):
-	//  - look up ev.Data["out_trade_no"]: it must be one of its own orders;
-	//  - compare ev.Data["total_amount"] with the order amount as a string or a
-	//    decimal, never a float64 ("0.10" must equal the stored 0.10);
-	//  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED.
+	//  - look up out_trade_no (Antom: paymentRequestId): it must be one of its
+	//    own orders;
+	//  - compare total_amount with the order amount as a string or a decimal,
+	//    never a float64 ("0.10" must equal the stored 0.10); Antom's
+	//    paymentAmount is {currency, value in minor units}: both must match;
+	//  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED (Antom:
+	//    result.resultStatus "S").
 	// If that fails, answer 5xx without marking the id seen, so Alipay retries.
-	fmt.Printf("accepted %s %s %s %s %s\n", id, dash(ev.Type), dash(ev.Data["out_trade_no"]),
-		dash(ev.Data["total_amount"]), dash(ev.Data["trade_status"]))
+	order, amount, status := field(ev.Data, "out_trade_no"), field(ev.Data, "total_amount"), field(ev.Data, "trade_status")
+	if strings.HasPrefix(ev.Type, "antom.") {
+		order, amount, status = field(ev.Data, "paymentRequestId"), field(ev.Data, "paymentAmount", "value"), field(ev.Data, "result", "resultStatus")
+	}
+	fmt.Printf("accepted %s %s %s %s %s\n", id, dash(ev.Type), dash(order), dash(amount), dash(status))
 	rc.seen[id] = true
 	io.WriteString(w, "ok")
 }

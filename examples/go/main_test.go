@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -28,8 +29,10 @@ func TestReceiver(t *testing.T) {
 	wh, _ := standardwebhooks.NewWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	other, _ := standardwebhooks.NewWebhook("whsec_eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=")
 	rc := &receiver{wh: wh, seen: map[string]bool{}}
-	body := `{"type":"alipay.trade_status_sync","timestamp":"2019-08-15T15:56:25+08:00","data":{"out_trade_no":"o1","total_amount":"0.10","trade_status":"TRADE_SUCCESS"}}`
-	send := func(id string, at time.Time, signer *standardwebhooks.Webhook) (int, string) {
+	domestic := `{"type":"alipay.trade_status_sync","timestamp":"2019-08-15T15:56:25+08:00","data":{"out_trade_no":"o1","total_amount":"0.10","trade_status":"TRADE_SUCCESS"}}`
+	// An Antom webhook's data is nested, with numbers: it must be accepted too.
+	antom := `{"type":"antom.PAYMENT_RESULT","timestamp":"2025-05-19T01:52:32Z","data":{"notifyType":"PAYMENT_RESULT","result":{"resultCode":"SUCCESS","resultStatus":"S"},"paymentRequestId":"p1","paymentAmount":{"currency":"USD","value":"100"},"n":12.50}}`
+	send := func(body, id string, at time.Time, signer *standardwebhooks.Webhook) (int, string) {
 		sig, _ := signer.Sign(id, at, []byte(body))
 		req := httptest.NewRequest(http.MethodPost, "/hooks/alipay", strings.NewReader(body))
 		req.Header.Set("webhook-id", id)
@@ -42,19 +45,37 @@ func TestReceiver(t *testing.T) {
 	now := time.Now()
 	for _, c := range []struct {
 		name   string
+		body   string
 		id     string
 		at     time.Time
 		signer *standardwebhooks.Webhook
 		code   int
-		body   string
+		want   string
 	}{
-		{"fresh", "n1", now, wh, 200, "ok"},
-		{"retry", "n1", now, wh, 200, "duplicate"},
-		{"wrong secret", "n2", now, other, 401, "invalid signature"},
-		{"stale", "n3", now.Add(-10 * time.Minute), wh, 401, "invalid signature"},
+		{"fresh", domestic, "n1", now, wh, 200, "ok"},
+		{"retry", domestic, "n1", now, wh, 200, "duplicate"},
+		{"wrong secret", domestic, "n2", now, other, 401, "invalid signature"},
+		{"stale", domestic, "n3", now.Add(-10 * time.Minute), wh, 401, "invalid signature"},
+		{"antom", antom, "antom_1", now, wh, 200, "ok"},
+		{"antom retry", antom, "antom_1", now, wh, 200, "duplicate"},
+		{"not an object", `{"type":"x","data":"s"}`, "n4", now, wh, 400, "malformed payload"},
 	} {
-		if code, got := send(c.id, c.at, c.signer); code != c.code || got != c.body {
-			t.Errorf("%s: %d %q, want %d %q", c.name, code, got, c.code, c.body)
+		if code, got := send(c.body, c.id, c.at, c.signer); code != c.code || got != c.want {
+			t.Errorf("%s: %d %q, want %d %q", c.name, code, got, c.code, c.want)
+		}
+	}
+}
+
+func TestField(t *testing.T) {
+	var ev event
+	dec := json.NewDecoder(strings.NewReader(`{"data":{"a":"x","n":12.50,"o":{"v":"100","b":true}}}`))
+	dec.UseNumber()
+	if err := dec.Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"x", "a"}, {"12.50", "n"}, {"100", "o", "v"}, {"", "o", "b"}, {"", "missing", "v"}, {"", "a", "v"}, {"", "o"}} {
+		if got := field(ev.Data, c[1:]...); got != c[0] {
+			t.Errorf("field %v = %q, want %q", c[1:], got, c[0])
 		}
 	}
 }

@@ -1,5 +1,6 @@
 // Example upstream for caddy-alipay-notify: receives the Standard Webhooks POST
-// the plugin sends for every verified Alipay notification.
+// the plugin sends for every verified Alipay notification, domestic or Antom
+// (cross-border).
 //
 //   WEBHOOK_SECRET=whsec_... PORT=8081 java Receiver.java
 //
@@ -21,8 +22,8 @@ public class Receiver {
     static final long TOLERANCE = 300; // seconds, either way, as the Standard Webhooks libraries use
     static final int MAX_BODY = 1 << 20; // Alipay notifications are a few KiB
     static byte[] key;
-    // webhook-ids already processed: Alipay retries keep the same notify_id, so this
-    // makes a retry harmless. In production store it with the order instead (e.g. a
+    // webhook-ids already processed: Alipay retries keep the same notify_id (Antom's the
+    // same body, hence the same antom_... id), so this makes a retry harmless. In production store it with the order instead (e.g. a
     // unique index on notify_id, written in the transaction that marks it paid).
     static final Set<String> seen = new HashSet<>();
 
@@ -45,6 +46,13 @@ public class Receiver {
                     && MessageDigest.isEqual(expected, entry.substring(comma + 1).getBytes(StandardCharsets.UTF_8))) return null;
         }
         return "bad signature";
+    }
+
+    /** The value at path in data as text, "-" when absent (Antom's data is nested). */
+    static String field(Map<String, Object> data, String... path) {
+        Object v = data;
+        for (String k : path) v = v instanceof Map<?, ?> m ? m.get(k) : null;
+        return v instanceof String s && !s.isEmpty() ? s : "-"; // the parser keeps numbers as text
     }
 
     static void reply(HttpExchange ex, int status, String text) throws IOException {
@@ -82,15 +90,19 @@ public class Receiver {
             if (seen.contains(id)) { log("duplicate " + id); reply(ex, 200, "duplicate"); return; }
             // A real app does its work here, before answering 2xx (a 2xx becomes
             // Alipay's "success" and stops the retries):
-            //  - data "out_trade_no" must be one of its own orders;
+            //  - data "out_trade_no" (Antom: "paymentRequestId") must be one of its own orders;
             //  - "total_amount" must equal the order amount, compared as a String or
             //    BigDecimal (compareTo), never a double ("0.10" must equal the stored 0.10);
-            //  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED.
+            //    Antom's "paymentAmount" is {currency, value in minor units}: both must match;
+            //  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED (Antom:
+            //    "result" "resultStatus" is "S").
             // If that fails, answer 5xx without marking the id seen: Alipay retries.
-            StringBuilder line = new StringBuilder("accepted " + id + " " + event.getOrDefault("type", "-"));
-            for (String k : List.of("out_trade_no", "total_amount", "trade_status"))
-                line.append(' ').append(data.getOrDefault(k, "-"));
-            log(line.toString());
+            // Domestic data holds only strings; Antom's is its JSON object as posted (nested).
+            String type = String.valueOf(event.getOrDefault("type", "-"));
+            List<String> fields = type.startsWith("antom.")
+                    ? List.of(field(data, "paymentRequestId"), field(data, "paymentAmount", "value"), field(data, "result", "resultStatus"))
+                    : List.of(field(data, "out_trade_no"), field(data, "total_amount"), field(data, "trade_status"));
+            log("accepted " + id + " " + type + " " + String.join(" ", fields));
             seen.add(id);
         }
         reply(ex, 200, "ok");

@@ -13,43 +13,8 @@ if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
 	exit 0
 fi
 
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-	if ! command -v sudo >/dev/null; then
-		echo "install-prometheus.sh: run as root, or install sudo" >&2
-		exit 1
-	fi
-	sudo=(sudo)
-fi
-
-# The package's maintainer scripts start its service through invoke-rc.d,
-# which asks /usr/sbin/policy-rc.d first: exit code 101 means "start
-# nothing". Put one in place for the install unless the machine has its own
-# (Docker images do), and remove it afterwards.
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-	printf '#!/bin/sh\n# install-prometheus.sh: start no service during the install\nexit 101\n' |
-		"${sudo[@]}" tee "$policy" >/dev/null
-	"${sudo[@]}" chmod 755 "$policy"
-	trap '"${sudo[@]}" rm -f "$policy"' EXIT
-fi
-
 echo "== apt-get install prometheus (Debian's package: prometheus, promtool)"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-	apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-
-# Belt and braces: should the service run anyway, stop it, and keep it off
-# at boot. systemd may not be there at all (containers): then the SysV
-# script is the one to ask.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
-	"${sudo[@]}" systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-elif [ -x /etc/init.d/prometheus ]; then
-	if "${sudo[@]}" /etc/init.d/prometheus status >/dev/null 2>&1; then
-		"${sudo[@]}" /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-	fi
-fi
+bash "$(dirname "$0")/../../scripts/apt-install-no-service.sh" prometheus
 
 echo "== installed: $(prometheus --version 2>&1 | head -n 1)"
 command -v promtool >/dev/null

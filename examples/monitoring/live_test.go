@@ -1,7 +1,6 @@
 package monitoring
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,10 +16,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 )
 
 // liveRateInterval replaces $__rate_interval: Prometheus scrapes every
@@ -88,7 +88,7 @@ func TestLive(t *testing.T) {
 type promAPI struct {
 	base   string // http://127.0.0.1:port
 	client *http.Client
-	logBuf *syncBuffer
+	logBuf *testkit.SyncBuffer
 }
 
 func (a *promAPI) log() string {
@@ -155,7 +155,7 @@ func tryPrometheus(t *testing.T, prom, configFile, dataDir string) (*promAPI, er
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	logBuf := &syncBuffer{}
+	logBuf := &testkit.SyncBuffer{}
 	cmd := exec.Command(prom,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+dataDir,
@@ -177,13 +177,7 @@ func tryPrometheus(t *testing.T, prom, configFile, dataDir string) (*promAPI, er
 			return
 		}
 		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		testkit.Stop(cmd, exited, syscall.SIGTERM, 10*time.Second)
 	}
 
 	api := &promAPI{base: "http://" + addr, client: &http.Client{Timeout: 5 * time.Second}, logBuf: logBuf}
@@ -356,22 +350,4 @@ func (a *promAPI) expectRulesHealthy() error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-// syncBuffer collects prometheus's log from its stdout and stderr.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -37,17 +37,8 @@ func startTarget(t *testing.T) (metricsURL string, drive func()) {
 	persist_config off
 }
 http://%s {
-	alipay_notify /alipay/notify {
-		app_id %s
-		alipay_public_key %s
-		forward %s
-		webhook_secret %s
-		outbox {
-			retry 1s
-		}
-	}
-}
-`, admin, listen, testkit.AppID, testkit.Testdata("keys", "alipay.pub.txt"), upstream.URL, testkit.Secret), listen)
+%s}
+`, admin, listen, testkit.NotifyBlock{Path: "/alipay/notify", Forward: upstream.URL, Extra: "outbox {\n\tretry 1s\n}"}), listen)
 
 	notify := "http://" + listen + "/alipay/notify"
 	key, other := testkit.Key(t, "alipay"), testkit.Key(t, "app")

@@ -1,5 +1,6 @@
 // Example upstream for caddy-alipay-notify: receives the Standard Webhooks
-// POST the plugin sends for every verified Alipay notification.
+// POST the plugin sends for every verified Alipay notification, domestic or
+// Antom (cross-border).
 // Run: WEBHOOK_SECRET=whsec_... PORT=8081 node server.js
 'use strict';
 
@@ -21,8 +22,8 @@ try {
 const port = Number(process.env.PORT || 8081);
 const MAX_BODY = 1 << 20; // Alipay notifications are a few KiB; refuse anything absurd.
 
-// webhook-ids already processed. Alipay retries keep the same notify_id, so this
-// is what makes a retry harmless. In production store it with the order instead
+// webhook-ids already processed. Alipay retries keep the same notify_id (Antom's
+// the same body, hence the same antom_... id), so this is what makes a retry harmless. In production store it with the order instead
 // (e.g. a unique index on notify_id, written in the same transaction).
 const seen = new Set();
 
@@ -68,8 +69,8 @@ function handle(req, res, raw) {
   } catch {
     event = null;
   }
-  if (!event || typeof event !== 'object') {
-    // Signed by the plugin yet not a JSON object: a retry would not fix it.
+  if (!event || typeof event !== 'object' || (event.data != null && typeof event.data !== 'object')) {
+    // Signed by the plugin yet not a JSON object (with an object as data): a retry would not fix it.
     log(`rejected ${id} malformed payload`);
     return reply(res, 400, 'malformed payload');
   }
@@ -79,15 +80,23 @@ function handle(req, res, raw) {
     return reply(res, 200, 'duplicate');
   }
 
+  // Domestic data holds only strings; Antom's is its JSON object as posted (nested).
   const d = event.data || {};
+  const antom = String(event.type).startsWith('antom.');
   // A real app does its work here, before answering 2xx (a 2xx becomes Alipay's
   // "success" and stops the retries):
-  //  - look up d.out_trade_no: it must be one of its own orders;
+  //  - look up d.out_trade_no (Antom: d.paymentRequestId): it must be one of
+  //    its own orders;
   //  - compare d.total_amount with the order amount as strings or decimals,
-  //    never as floats ("0.10" must equal the stored 0.10);
-  //  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED.
+  //    never as floats ("0.10" must equal the stored 0.10); Antom's
+  //    d.paymentAmount is {currency, value in minor units}: both must match;
+  //  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED (Antom:
+  //    d.result.resultStatus "S").
   // If that fails, answer 5xx without marking the id seen, so Alipay retries.
-  log(`accepted ${id} ${event.type || '-'} ${d.out_trade_no || '-'} ${d.total_amount || '-'} ${d.trade_status || '-'}`);
+  const fields = antom
+    ? [d.paymentRequestId, d.paymentAmount?.value, d.result?.resultStatus]
+    : [d.out_trade_no, d.total_amount, d.trade_status];
+  log(`accepted ${id} ${event.type || '-'} ${fields.map((v) => String(v ?? '') || '-').join(' ')}`);
   seen.add(id);
   reply(res, 200, 'ok');
 }

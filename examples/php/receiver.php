@@ -1,6 +1,7 @@
 <?php
 // Example upstream for caddy-alipay-notify: receives the Standard Webhooks POST
-// the plugin sends for every verified Alipay notification.
+// the plugin sends for every verified Alipay notification, domestic or Antom
+// (cross-border).
 //
 //   WEBHOOK_SECRET=whsec_... PORT=8081 ./run.sh     (php -S with this file as router)
 //
@@ -72,8 +73,8 @@ if (!is_array($event) || !is_array($event['data'] ?? [])) {
 
 // Every request is a fresh PHP run, so "seen" lives on disk: one marker file per
 // webhook-id, created with mode 'x' (fails if it exists: atomic, even across
-// PHP_CLI_SERVER_WORKERS). Alipay retries keep the same notify_id; this makes them
-// harmless. In production store it with the order (a unique index on notify_id).
+// PHP_CLI_SERVER_WORKERS). Alipay retries keep the same notify_id (Antom's the same
+// body, hence the same antom_... id); this makes them harmless. In production store it with the order (a unique index on notify_id).
 $dir = getenv('SEEN_DIR') ?: sys_get_temp_dir() . '/caddy-alipay-notify-seen';
 @mkdir($dir, 0700, true);
 $marker = $dir . '/' . hash('sha256', $id);
@@ -85,14 +86,25 @@ if ($fh === false) {
 }
 fclose($fh);
 
+// Domestic data holds only strings; Antom's is its JSON object as posted (nested).
 $d = $event['data'] ?? [];
 // A real app does its work here, before answering 2xx (a 2xx becomes Alipay's
 // "success" and stops the retries):
-//  - $d['out_trade_no'] must be one of its own orders;
+//  - $d['out_trade_no'] (Antom: $d['paymentRequestId']) must be one of its own orders;
 //  - $d['total_amount'] must equal the order amount, compared as strings or with
 //    bcmath (bccomp), never as floats ("0.10" must equal the stored 0.10);
-//  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED.
+//    Antom's $d['paymentAmount'] has 'currency' and 'value' (minor units): both must match;
+//  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED (Antom:
+//    $d['result']['resultStatus'] === 'S').
 // If that fails, unlink($marker) and answer 5xx, so Alipay retries.
-$f = fn(string $k): string => ($v = (string) ($d[$k] ?? '')) === '' ? '-' : $v;
-out("accepted $id " . ($event['type'] ?? '-') . ' ' . $f('out_trade_no') . ' ' . $f('total_amount') . ' ' . $f('trade_status'));
+$f = function (string ...$path) use ($d): string { // the value at $path as text, '-' when absent
+    $v = $d;
+    foreach ($path as $k) $v = is_array($v) ? ($v[$k] ?? null) : null;
+    return is_scalar($v) && (string) $v !== '' ? (string) $v : '-';
+};
+$type = (string) ($event['type'] ?? '-');
+$fields = str_starts_with($type, 'antom.')
+    ? [$f('paymentRequestId'), $f('paymentAmount', 'value'), $f('result', 'resultStatus')]
+    : [$f('out_trade_no'), $f('total_amount'), $f('trade_status')];
+out("accepted $id $type " . implode(' ', $fields));
 reply(200, 'ok');

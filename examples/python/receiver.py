@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Example upstream for caddy-alipay-notify: receives the Standard Webhooks POST
-the plugin sends for every verified Alipay notification.
+the plugin sends for every verified Alipay notification, domestic or Antom
+(cross-border).
 
     WEBHOOK_SECRET=whsec_... PORT=8081 python3 receiver.py
 
@@ -11,6 +12,7 @@ verify() below does:
     Webhook(secret).verify(raw_body, headers)  # raises on a bad signature
 """
 import base64, binascii, hashlib, hmac, json, os, re, sys, threading, time
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOLERANCE = 5 * 60  # seconds, either way, as the Standard Webhooks libraries use
@@ -48,9 +50,21 @@ def verify(key, msg_id, timestamp, signatures, raw):
     raise Rejected("bad signature")
 
 
+def field(data, *path):
+    """The value at path in data as text, "-" when absent: domestic data holds
+    only strings, Antom's is its JSON object as posted (nested)."""
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return "-" if data is None or data == "" or isinstance(data, (dict, list)) else str(data)
+
+
+# What the accepted line prints: order, amount, status, and their Antom counterparts.
+FIELDS = (("out_trade_no",), ("total_amount",), ("trade_status",))
+ANTOM_FIELDS = (("paymentRequestId",), ("paymentAmount", "value"), ("result", "resultStatus"))
+
 KEY = None
-# webhook-ids already processed: Alipay retries keep the same notify_id, so this
-# makes a retry harmless. In production store it with the order instead (e.g. a
+# webhook-ids already processed: Alipay retries keep the same notify_id (Antom's
+# the same body, hence the same antom_... id), so this makes a retry harmless. In production store it with the order instead (e.g. a
 # unique index on notify_id, written in the transaction that marks it paid).
 seen, seen_lock = set(), threading.Lock()
 
@@ -85,9 +99,12 @@ class Handler(BaseHTTPRequestHandler):
             log(f"rejected {msg_id or '-'} {e}")
             return self.reply(401, "invalid signature")
         try:
-            event = json.loads(raw)
+            event = json.loads(raw, parse_float=Decimal)  # exact digits, never float
             data = event.get("data") or {}
-            fields = [str(data.get(k) or "-") for k in ("out_trade_no", "total_amount", "trade_status")]
+            if not isinstance(data, dict):
+                raise ValueError("data is not an object")
+            antom = str(event.get("type")).startswith("antom.")
+            fields = [field(data, *path) for path in (ANTOM_FIELDS if antom else FIELDS)]
         except (ValueError, AttributeError):
             log(f"rejected {msg_id} malformed payload")  # signed, yet a retry would not fix it
             return self.reply(400, "malformed payload")
@@ -100,10 +117,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, "duplicate")
             # A real app does its work here, before answering 2xx (a 2xx becomes
             # Alipay's "success" and stops the retries):
-            #  - data["out_trade_no"] must be one of its own orders;
+            #  - data["out_trade_no"] (Antom: data["paymentRequestId"]) must be
+            #    one of its own orders;
             #  - data["total_amount"] must equal the order amount, compared as
             #    strings or decimal.Decimal, never float ("0.10" == stored 0.10);
-            #  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED.
+            #    Antom's data["paymentAmount"] is {currency, value in minor
+            #    units}: both must match;
+            #  - mark the order paid only for TRADE_SUCCESS or TRADE_FINISHED
+            #    (Antom: data["result"]["resultStatus"] == "S").
             # If that fails, answer 5xx without marking the id seen: Alipay retries.
             log(f"accepted {msg_id} {event.get('type') or '-'} {' '.join(fields)}")
             seen.add(msg_id)

@@ -55,25 +55,11 @@ func (p *scanner) rubyString() (string, error) {
 			}
 			e := p.s[p.i]
 			p.i++
+			if r, ok := rubyEscapes[e]; ok {
+				b = append(b, r)
+				continue
+			}
 			switch e {
-			case 'n':
-				b = append(b, '\n')
-			case 't':
-				b = append(b, '\t')
-			case 'r':
-				b = append(b, '\r')
-			case 'e':
-				b = append(b, 0x1b)
-			case 'f':
-				b = append(b, '\f')
-			case 'v':
-				b = append(b, '\v')
-			case 'a':
-				b = append(b, 0x07)
-			case 'b':
-				b = append(b, '\b')
-			case '0':
-				b = append(b, 0)
 			case 'x':
 				if p.i+2 > len(p.s) {
 					return "", errors.New(`short \x escape`)
@@ -111,6 +97,12 @@ func (p *scanner) rubyString() (string, error) {
 		}
 	}
 	return "", errors.New("unterminated string (the log line may be cut off)")
+}
+
+// rubyEscapes are the one-letter escapes of a double-quoted Ruby string
+// and the bytes they stand for.
+var rubyEscapes = map[byte]byte{
+	'n': '\n', 't': '\t', 'r': '\r', 'e': 0x1b, 'f': '\f', 'v': '\v', 'a': 0x07, 'b': '\b', '0': 0,
 }
 
 // phpString reads a single-quoted PHP string as var_export writes it

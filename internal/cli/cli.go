@@ -1,6 +1,7 @@
 // Package cli is the command line of the plugin: the subcommands of
-// caddy alipay-notify (demo, keygen, webhook-secret, sign, send, verify),
-// over the alipay package. The root package registers them with Caddy.
+// caddy alipay-notify (demo, keygen, webhook-secret, sign, send, verify,
+// outbox), over the alipay and antom packages. The root package registers
+// them with Caddy.
 package cli
 
 import (
@@ -12,7 +13,7 @@ import (
 
 // Commands returns the subcommands of caddy alipay-notify, new each time.
 func Commands() []*cobra.Command {
-	return []*cobra.Command{demoCommand(), keygenCommand(), webhookSecretCommand(), signCommand(), sendCommand(), verifyCommand()}
+	return []*cobra.Command{demoCommand(), keygenCommand(), webhookSecretCommand(), signCommand(), sendCommand(), verifyCommand(), outboxCommand()}
 }
 
 // The answers of alipay_notify: Alipay stops retrying on "success" only.

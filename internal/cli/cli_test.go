@@ -5,11 +5,11 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	tk "github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/spf13/cobra"
 )
 
@@ -29,15 +29,23 @@ func run(t *testing.T, stdin string, args ...string) result {
 
 func runWith(t *testing.T, stdin io.Reader, args ...string) result {
 	t.Helper()
+	stdout, stderr, err := Execute(stdin, args...)
+	return result{stdout: stdout, stderr: stderr, err: err}
+}
+
+// Execute runs alipay-notify <args...> in process with stdin and returns
+// what it printed; the tests of package cli_test run the commands with it
+// too.
+func Execute(stdin io.Reader, args ...string) (stdout, stderr string, err error) {
 	root := &cobra.Command{Use: "alipay-notify", SilenceErrors: true, SilenceUsage: true}
 	root.AddCommand(Commands()...)
-	var stdout, stderr bytes.Buffer
+	var out, errOut bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(stdin)
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	err := root.ExecuteContext(context.Background())
-	return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err = root.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
 }
 
 func (r result) String() string {
@@ -73,34 +81,12 @@ func unwrapped(s string) string {
 	return regexp.MustCompile(`\s+`).ReplaceAllString(s, " ")
 }
 
-// signedString returns the line after the first line starting with label.
-func signedString(t *testing.T, out, label string) string {
-	t.Helper()
-	lines := strings.Split(out, "\n")
-	for i, line := range lines {
-		if strings.HasPrefix(line, label) && i+1 < len(lines) {
-			return lines[i+1]
-		}
-	}
-	t.Fatalf("no %q in:\n%s", label, out)
-	return ""
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestHelp(t *testing.T) {
 	names := map[string]bool{}
 	for _, cmd := range Commands() {
 		names[cmd.Name()] = true
 	}
-	for _, sub := range []string{"demo", "keygen", "webhook-secret", "sign", "send", "verify"} {
+	for _, sub := range []string{"demo", "keygen", "webhook-secret", "sign", "send", "verify", "outbox"} {
 		if !names[sub] {
 			t.Errorf("Commands() lacks %s", sub)
 		}
@@ -114,13 +100,13 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s --help lacks examples:\n%s", sub, help.stdout)
 		}
 	}
-	if len(names) != 6 {
-		t.Errorf("%d commands, want 6", len(names))
+	if len(names) != 7 {
+		t.Errorf("%d commands, want 7", len(names))
 	}
 }
 
 func TestReadInput(t *testing.T) {
-	path := writeFile(t, "in", "from a file")
+	path := tk.WriteFile(t, "in", "from a file")
 	for _, tc := range []struct{ path, want string }{{"-", "from stdin"}, {path, "from a file"}} {
 		got, err := readInput(strings.NewReader("from stdin"), tc.path)
 		if err != nil || string(got) != tc.want {
@@ -142,7 +128,7 @@ func TestIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devNull.Close()
-	file, err := os.Open(writeFile(t, "f", ""))
+	file, err := os.Open(tk.WriteFile(t, "f", ""))
 	if err != nil {
 		t.Fatal(err)
 	}

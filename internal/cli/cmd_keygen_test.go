@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	tk "github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
+
 	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
 )
 
@@ -86,7 +88,7 @@ func umask() os.FileMode {
 }
 
 func TestKeygenErrors(t *testing.T) {
-	file := writeFile(t, "file", "")
+	file := tk.WriteFile(t, "file", "")
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -87,7 +87,7 @@ func TestSendAsAlipay(t *testing.T) {
 	}
 
 	// --body sends a file, or stdin, as it is.
-	file := writeFile(t, "body", "a=1&b=%20")
+	file := tk.WriteFile(t, "body", "a=1&b=%20")
 	res = run(t, "", "send", "--body", file, srv.URL).mustSucceed(t)
 	if _, got := srv.last(t); got != "a=1&b=%20" || res.stderr != "POST "+srv.URL+" (--body "+file+", 9 bytes)\n" {
 		t.Errorf("sent %q; stderr %q", got, res.stderr)

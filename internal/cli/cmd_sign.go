@@ -185,9 +185,11 @@ func randomNotifyID(now time.Time) (string, error) {
 
 func signCommand() *cobra.Command {
 	var o signOptions
+	var a antomOptions
+	var bodyFile, format string
 	cmd := &cobra.Command{
-		Use:   "sign --key <private key file> --app-id <app_id> [--sign-type RSA2|RSA] [--charset utf-8|gbk] [--v2] [--json <file>] [<key>=<value>...]",
-		Short: "Signs a test notification the way Alipay does and prints its body",
+		Use:   "sign --key <private key file> --app-id <app_id> [--sign-type RSA2|RSA] [--charset utf-8|gbk] [--v2] [--json <file>] [<key>=<value>...] | sign --antom --key <private key file> --client-id <id> [--uri <uri>] [--request-time <time>] [--body <file>] [--format request|json]",
+		Short: "Signs a test notification the way Alipay (or Antom) does and prints it",
 		Long: `Builds an Alipay asynchronous notification, signs it with a private key the
 way Alipay does, and prints its body on stdout, x-www-form-urlencoded as
 Alipay posts it ('+' for a space, %XX for other bytes). Use a test key pair
@@ -197,18 +199,49 @@ alipay_public_key of a test configuration: never a real key.
 ` + signParamsHelp + `
 
 A final newline is printed only when stdout is a terminal, so that
-"> body.txt" saves exactly the body.`,
+"> body.txt" saves exactly the body.
+
+With --antom it signs an Antom (Alipay global) notification instead: a JSON
+body (--body, a file or - for stdin, signed byte for byte; by default a
+notifyPayment PAYMENT_RESULT with a random paymentRequestId) in three
+headers, Client-Id (--client-id), Request-Time (--request-time, default now)
+and Signature, over "POST <uri>\n<Client-Id>.<Request-Time>.<body>" with
+<uri> from --uri (default ` + defaultAntomURI + `, the path that the notification is
+posted to). Configure the pair's public key as the antom_public_key of the
+antom block for that client ID. --format request (the default) prints the
+whole HTTP request, headers then the body, which verify reads back;
+--format json prints {"method", "uri", "headers", "body"} for scripts. send
+--antom signs and POSTs it in one step.`,
 		Example: `  caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 out_trade_no=order-1 total_amount=0.01 > body.txt
   curl -H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8' --data-binary @body.txt http://127.0.0.1:8080/alipay/notify
   caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 --charset gbk subject=测试商品 total_amount=9.90
   caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 --sign-type RSA --json notification.json
-  caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 --v2 notify_type=servicemarket_order_notify trade_status=`,
+  caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 --v2 notify_type=servicemarket_order_notify trade_status=
+  caddy alipay-notify sign --antom --key alipay-test.key.pem --client-id SANDBOX_5X00000000000000 > request.txt
+  caddy alipay-notify sign --antom --key alipay-test.key.pem --client-id SANDBOX_5X00000000000000 --uri /antom/notify --body refund.json --format json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.checkFlags(cmd, args, "body", "format"); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if a.enabled {
+				if format != antomFormatRequest && format != antomFormatJSON {
+					return fmt.Errorf("--format %q: want %s or %s", format, antomFormatRequest, antomFormatJSON)
+				}
+				uri := a.uri
+				if uri == "" {
+					uri = defaultAntomURI
+				}
+				n, err := a.build(cmd, o.key, bodyFile, uri, o.verbose)
+				if err != nil {
+					return err
+				}
+				return printAntom(out, n, format)
+			}
 			signed, err := o.build(cmd, args, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			fmt.Fprint(out, signed.Body())
 			if isTerminal(out) {
 				fmt.Fprintln(out)
@@ -217,5 +250,8 @@ A final newline is printed only when stdout is a terminal, so that
 		},
 	}
 	o.addFlags(cmd)
+	a.addFlags(cmd)
+	cmd.Flags().StringVar(&bodyFile, "body", "", `with --antom: the JSON body to sign, byte for byte ("-": stdin; default a notifyPayment)`)
+	cmd.Flags().StringVar(&format, "format", antomFormatRequest, "with --antom: request (the whole HTTP request) or json")
 	return cmd
 }

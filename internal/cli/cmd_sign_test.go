@@ -117,7 +117,7 @@ func TestKeygenSignVerify(t *testing.T) {
 				}
 				params = append(params, tk.KV{K: p.Key, V: value})
 			}
-			if got, want := signedString(t, res.stdout, "signed string"), tk.AlipayString(params, tc.rule == "rule V2"); got != want {
+			if got, want := tk.SignedString(t, res.stdout, "signed string"), tk.AlipayString(params, tc.rule == "rule V2"); got != want {
 				t.Errorf("signed string\n got %s\nwant %s", got, want)
 			}
 		})
@@ -204,7 +204,7 @@ func TestSignerRules(t *testing.T) {
 				}
 			}
 			res := run(t, string(data), args...).mustSucceed(t)
-			if got := signedString(t, res.stderr, "signed string"); got != v.Expect.StringToSign {
+			if got := tk.SignedString(t, res.stderr, "signed string"); got != v.Expect.StringToSign {
 				t.Errorf("signed string\n got %s\nwant %s", got, v.Expect.StringToSign)
 			}
 			verifyBody(t, res.stdout)
@@ -227,7 +227,7 @@ func TestSignerRules(t *testing.T) {
 		}
 		res := run(t, "", args...).mustSucceed(t)
 		gbkWant, _ := simplifiedchinese.GBK.NewDecoder().String(want)
-		if got := signedString(t, res.stderr, "signed string"); got != gbkWant {
+		if got := tk.SignedString(t, res.stderr, "signed string"); got != gbkWant {
 			t.Errorf("v2=%v: signed string\n got %q\nwant %q", v2, got, gbkWant)
 		}
 		n, _ := verifyBody(t, res.stdout)
@@ -242,7 +242,7 @@ func TestSignerRules(t *testing.T) {
 
 func TestSignErrors(t *testing.T) {
 	key := tk.Testdata("keys", "alipay.key.pem")
-	numbers := writeFile(t, "numbers.json", `{"out_trade_no":"o1","total_amount":0.01}`)
+	numbers := tk.WriteFile(t, "numbers.json", `{"out_trade_no":"o1","total_amount":0.01}`)
 	base := []string{"sign", "--key", key, "--app-id", tk.AppID}
 	for _, tc := range []struct {
 		name  string
@@ -278,7 +278,7 @@ func TestSignErrors(t *testing.T) {
 
 	// A JSON file of strings, overridden by arguments, and defaults it
 	// does not replace.
-	params := writeFile(t, "params.json", `{"out_trade_no":"o1","total_amount":"1.00","sign_type":"RSA","trade_status":"TRADE_FINISHED","buyer_id":null}`)
+	params := tk.WriteFile(t, "params.json", `{"out_trade_no":"o1","total_amount":"1.00","sign_type":"RSA","trade_status":"TRADE_FINISHED","buyer_id":null}`)
 	body := run(t, "", "sign", "--key", key, "--app-id", tk.AppID, "--json", params, "total_amount=2.00", "notify_type=").mustSucceed(t).stdout
 	_, raw := verifyBody(t, body)
 	for k, want := range map[string]string{"out_trade_no": "o1", "total_amount": "2.00", "sign_type": "RSA", "trade_status": "TRADE_FINISHED", "notify_type": "", "buyer_id": ""} {

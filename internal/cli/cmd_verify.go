@@ -18,9 +18,10 @@ func verifyCommand() *cobra.Command {
 	var keys, certs, appKeys []string
 	var md5 string
 	var format string
+	var av verifyAntomOptions
 	cmd := &cobra.Command{
-		Use:   "verify --key <alipay_public_key> [--key ...] [--cert <path>] [--app-key <key>] [--format <format>] [<file> | -]",
-		Short: "Checks a captured notification with Alipay's key and explains why it fails",
+		Use:   "verify --key <alipay_public_key | antom_public_key> [--key ...] [--cert <path>] [--app-key <key>] [--format <format>] [--antom [--uri <uri>] [--client-id <id>] [--request-time <time>] [--signature <value>]] [<file> | -]",
+		Short: "Checks a captured notification with Alipay's (or Antom's) key and explains why it fails",
 		Long: `Checks a captured Alipay notification exactly as alipay_notify does, and
 prints the verdict, the signed string, the rule that matched (V1 without
 sign_type, V2 with it) and the hash (SHA256 for RSA2, SHA1 for RSA).
@@ -50,13 +51,58 @@ alipay_cert file (alipayCertPublicKey_RSA2.crt). --md5-key checks a legacy
 mapi notification (sign_type MD5) instead.
 
 It checks the signature only, not app_id, seller_id or notify_time's age.
-Exit status 0 only when the capture verifies as it is.`,
+Exit status 0 only when the capture verifies as it is.
+
+Antom (Alipay global) notifications: a whole HTTP request with a Signature
+header is recognised as one, and checked exactly as alipay_notify checks it:
+the URI of the request line, the Client-Id, Request-Time and Signature
+headers and the exact body (Content-Length bytes when the capture declares
+it), against --key, Antom's public key (antom_public_key forms; repeat it
+for a rotation). --antom reads a request without a Signature header, or a
+body alone, with the request line's and headers' values given by --uri,
+--client-id, --request-time and --signature. When it does not verify, it
+looks for the likely cause by verifying repaired copies: the URI without its
+query, with a path prefix added or removed, or another URI (--uri, with a
+request capture: repeatable), the path of an absolute URI, a trailing slash;
+the body compacted (pretty-printed) or its extra escapes undone (\/,
+\uXXXX: re-encoded); a '+' restored in the Signature (turned into a space),
+a Signature percent-encoded twice; another Client-Id (--client-id, with a
+request capture); it recognises your own key (--app-key: your public key, or
+the private key file), and a body re-serialised beyond repair (keys
+reordered, numbers reformatted). It prints the age of Request-Time, which
+alipay_notify's max_age (72h by default) limits, but checks the signature
+only.`,
 		Example: `  caddy alipay-notify verify --key alipay_public_key.txt body.txt
   caddy alipay-notify verify --key "MIIBIjANBgkqh..." --app-key app_public_key.txt body.txt
   grep 'Parameters: {' log/production.log | tail -1 | caddy alipay-notify verify --key alipay_public_key.txt
-  caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 | caddy alipay-notify verify --key alipay-test.pub.txt`,
+  caddy alipay-notify sign --key alipay-test.key.pem --app-id 2021000000000000 | caddy alipay-notify verify --key alipay-test.pub.txt
+  caddy alipay-notify verify --key antom_public_key.txt antom-request.txt
+  caddy alipay-notify verify --key antom_public_key.txt --uri /antom/notify antom-request-behind-proxy.txt
+  caddy alipay-notify verify --antom --key antom_public_key.txt --uri /antom/notify --client-id SANDBOX_5X00000000000000 --request-time 2025-05-19T01:52:32Z --signature 'algorithm=RSA256,keyVersion=1,signature=...' body.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			data, source, err := readCapture(cmd, args)
+			if err != nil {
+				return err
+			}
+			r, isAntom, err := av.antomCapture(data, format)
+			if err != nil {
+				return fmt.Errorf("%s: %w", source, err)
+			}
+			if isAntom {
+				for _, flag := range []string{"cert", "md5-key"} {
+					if cmd.Flags().Changed(flag) {
+						return fmt.Errorf("--%s applies to domestic notifications, and this capture is an Antom one", flag)
+					}
+				}
+				return verifyAntom(cmd, &av, r, data, source, keys, appKeys)
+			}
+			if flag := av.changed(cmd); flag != "" {
+				return fmt.Errorf("--%s applies to Antom notifications, and this capture is not one (no Signature header): add --antom", flag)
+			}
+			if format == capture.Auto && looksLikeAntomBody(data) {
+				return fmt.Errorf("%s: this looks like the body of an Antom notification: give the whole HTTP request (with its Client-Id, Request-Time and Signature headers), or --antom with --uri, --client-id, --request-time and --signature", source)
+			}
 			var ring *alipay.KeyRing
 			if md5 == "" || len(keys)+len(certs) > 0 {
 				var err error
@@ -65,10 +111,6 @@ Exit status 0 only when the capture verifies as it is.`,
 				}
 			}
 			appRing, err := loadAppKeys(appKeys)
-			if err != nil {
-				return err
-			}
-			data, source, err := readCapture(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -90,11 +132,12 @@ Exit status 0 only when the capture verifies as it is.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&keys, "key", nil, "Alipay's public key (支付宝公钥): one line of base64, PEM, or a file; repeatable")
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "Alipay's public key (支付宝公钥), or Antom's for an Antom capture: one line of base64, PEM, or a file; repeatable")
 	cmd.Flags().StringArrayVar(&certs, "cert", nil, "Alipay's public key certificate file (alipayCertPublicKey_RSA2.crt); repeatable")
 	cmd.Flags().StringArrayVar(&appKeys, "app-key", nil, "your app's own public key (应用公钥), to recognise it when it is given as --key")
 	cmd.Flags().StringVar(&md5, "md5-key", "", "the partner's MD5 key, for legacy mapi notifications (sign_type MD5)")
 	cmd.Flags().StringVar(&format, "format", capture.Auto, "capture format: "+strings.Join(capture.Formats, ", "))
+	av.addFlags(cmd)
 	return cmd
 }
 

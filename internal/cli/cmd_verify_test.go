@@ -24,7 +24,7 @@ import (
 func TestVerifyVectors(t *testing.T) {
 	for _, v := range tk.LoadVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {
-			res := run(t, "", "verify", "--key", v.Key.AlipayPublicKey, writeFile(t, "body", v.Body))
+			res := run(t, "", "verify", "--key", v.Key.AlipayPublicKey, tk.WriteFile(t, "body", v.Body))
 			if !v.Expect.Verified {
 				res.mustFail(t, "the notification does not verify as it is")
 				if !strings.Contains(res.stdout, "NOT VERIFIED: signature does not verify with any configured key (the plugin answers 403 fail)") {
@@ -35,14 +35,14 @@ func TestVerifyVectors(t *testing.T) {
 						t.Errorf("HTML escaping not diagnosed:\n%s", res.stdout)
 					}
 					want := tk.LoadVector(t, "trade-rsa2-production.json").Expect.StringToSign
-					if got := signedString(t, res.stdout, "signed string that verifies"); got != want {
+					if got := tk.SignedString(t, res.stdout, "signed string that verifies"); got != want {
 						t.Errorf("repaired string\n got %s\nwant %s", got, want)
 					}
 				}
 				return
 			}
 			res.mustSucceed(t)
-			if got := signedString(t, res.stdout, "signed string"); got != v.Expect.StringToSign {
+			if got := tk.SignedString(t, res.stdout, "signed string"); got != v.Expect.StringToSign {
 				t.Errorf("signed string\n got %s\nwant %s", got, v.Expect.StringToSign)
 			}
 			if want := "rule " + strings.ToUpper(v.Expect.ContentRule); !strings.Contains(res.stdout, "VERIFIED: "+want) {
@@ -72,7 +72,7 @@ signed string (rule V1):
 	}
 
 	escaped := tk.LoadVector(t, "trade-rsa2-production-html-escaped.json")
-	key := writeFile(t, "alipay_public_key.txt", vec.Key.AlipayPublicKey)
+	key := tk.WriteFile(t, "alipay_public_key.txt", vec.Key.AlipayPublicKey)
 	res = run(t, escaped.Body, "verify", "--key", key).mustFail(t, "does not verify")
 	for _, want := range []string{
 		"verdict:       NOT VERIFIED: signature does not verify with any configured key (the plugin answers 403 fail)\nsigned string (rule V1, as checked; V2 with sign_type was tried too):\n",
@@ -279,12 +279,12 @@ func TestVerifyInputErrors(t *testing.T) {
 		{"missing cert", body, []string{"verify", "--cert", "/nonexistent.crt"}, "--cert #1: open /nonexistent.crt"},
 		{"not a cert", body, []string{"verify", "--cert", pub}, "--cert #1 (alipay.pub.txt): no PEM CERTIFICATE block in it"},
 		{"missing app key", body, []string{"verify", "--key", pub, "--app-key", "/nonexistent.pub"}, "--app-key #1: neither one line of base64"},
-		{"app key not a key", body, []string{"verify", "--key", pub, "--app-key", writeFile(t, "junk", "not a key!")}, "--app-key #1 (junk): file "},
+		{"app key not a key", body, []string{"verify", "--key", pub, "--app-key", tk.WriteFile(t, "junk", "not a key!")}, "--app-key #1 (junk): file "},
 		{"missing capture", "", []string{"verify", "--key", pub, "/nonexistent.body"}, "open /nonexistent.body"},
 		{"two captures", "", []string{"verify", "--key", pub, "a", "b"}, "accepts at most 1 arg(s), received 2"},
 		{"empty capture", "", []string{"verify", "--key", pub}, "stdin: the capture is empty"},
 		{"empty capture from -", "", []string{"verify", "--key", pub, "-"}, "stdin: the capture is empty"},
-		{"empty file", "", []string{"verify", "--key", pub, writeFile(t, "empty.body", "\n")}, "empty.body: the capture is empty"},
+		{"empty file", "", []string{"verify", "--key", pub, tk.WriteFile(t, "empty.body", "\n")}, "empty.body: the capture is empty"},
 		{"filtered sign", `Parameters: {"sign"=>"[FILTERED]", "a"=>"b"}`, []string{"verify", "--key", pub}, `stdin: sign is "[FILTERED]"`},
 		{"unknown format", body, []string{"verify", "--key", pub, "--format", "xml"}, `stdin: --format "xml": want one of auto, body, request, url, json, rails, print_r, var_export`},
 		{"JSON number", `{"total_amount": 0.01}`, []string{"verify", "--key", pub}, `JSON value of "total_amount" is the number 0.01`},
@@ -307,7 +307,7 @@ func TestVerifyInputErrors(t *testing.T) {
 // (--md5-key) and on the SM2 vector signed by OpenSSL.
 func TestVerifyMD5AndSM2(t *testing.T) {
 	legacy := tk.EncodeForm(tk.MD5Signed(tk.LegacyParams("md5-cli-1", "TRADE_SUCCESS", time.Now()), tk.MD5Key))
-	body := writeFile(t, "legacy", legacy)
+	body := tk.WriteFile(t, "legacy", legacy)
 	res := run(t, "", "verify", "--md5-key", tk.MD5Key, body).mustSucceed(t)
 	if !strings.Contains(res.stdout, "VERIFIED: rule V1 (sign_type not signed), MD5, key md5_key") {
 		t.Errorf("MD5 verdict missing:\n%s", res.stdout)
@@ -325,8 +325,8 @@ func TestVerifyMD5AndSM2(t *testing.T) {
 	}
 
 	vec := tk.LoadVector(t, "sm2-openssl.json")
-	res = run(t, "", "verify", "--key", vec.Key.AlipayPublicKey, writeFile(t, "sm2", vec.Body)).mustSucceed(t)
-	if !strings.Contains(res.stdout, "SM2: hash SM3 (SM3withSM2)") || !strings.Contains(res.stdout, "VERIFIED: rule V1 (sign_type not signed), hash SM3, key --key #1") || signedString(t, res.stdout, "signed string") != vec.Expect.StringToSign {
+	res = run(t, "", "verify", "--key", vec.Key.AlipayPublicKey, tk.WriteFile(t, "sm2", vec.Body)).mustSucceed(t)
+	if !strings.Contains(res.stdout, "SM2: hash SM3 (SM3withSM2)") || !strings.Contains(res.stdout, "VERIFIED: rule V1 (sign_type not signed), hash SM3, key --key #1") || tk.SignedString(t, res.stdout, "signed string") != vec.Expect.StringToSign {
 		t.Errorf("SM2 output:\n%s", res.stdout)
 	}
 }
@@ -345,7 +345,7 @@ func TestVerifyCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := writeFile(t, "alipayCertPublicKey_RSA2.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	cert := tk.WriteFile(t, "alipayCertPublicKey_RSA2.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 	body := tk.Genuine(t, "cert-1")
 	res := run(t, body, "verify", "--cert", cert).mustSucceed(t)
 	if !strings.Contains(res.stdout, "key --cert #1 (alipayCertPublicKey_RSA2.crt) (SN ") {

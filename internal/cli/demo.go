@@ -56,7 +56,14 @@ running so you can send your own (it prints the curl commands).
 
 --self-test exits after the two posts: 0 when the real notification was
 answered "success" and verified by the upstream, and the forged one was
-refused.`,
+refused.
+
+The demo refuses to start when something already answers at --listen or
+--upstream (another Caddy would share the port, and half of what you send
+would reach it). It leaves nothing behind: Caddy's autosave.json is not
+written (persist_config off), nor is Caddy's data directory, and the
+temporary directory holding the notification bodies is removed when it
+stops, Ctrl-C included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), listen, upstream, once)
@@ -96,6 +103,33 @@ func runDemo(ctx context.Context, out io.Writer, listen, upstreamAddr string, se
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// From the start, so that Ctrl-C at any point runs the cleanups below
+	// (Caddy stopped, the temporary directory removed).
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	caddyfile, err := demoConfig(listen, upstreamAddr)
+	if err != nil {
+		return err
+	}
+	if listen == upstreamAddr {
+		return fmt.Errorf("--listen and --upstream are both %s: give them different addresses", listen)
+	}
+	// Caddy listens with SO_REUSEPORT, so it would share the port with
+	// another server (another Caddy) instead of failing, and half of what
+	// is sent there would go to the other one: refuse to start instead.
+	for _, a := range []struct{ addr, flag, what string }{{listen, "--listen", "the demo's alipay_notify site"}, {upstreamAddr, "--upstream", "the demo upstream"}} {
+		if err := checkAddressFree(a.addr, a.flag, a.what); err != nil {
+			return err
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "caddy-alipay-notify-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
 	received := make(chan string, 16)
 	stopUpstream, err := startDemoUpstream(upstreamAddr, out, received)
 	if err != nil {
@@ -103,14 +137,12 @@ func runDemo(ctx context.Context, out io.Writer, listen, upstreamAddr string, se
 	}
 	defer stopUpstream()
 
-	caddyfile, err := demoConfig(listen, upstreamAddr)
-	if err != nil {
-		return err
-	}
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "demo/Caddyfile"})
 	if err != nil {
 		return fmt.Errorf("adapting the demo Caddyfile: %w", err)
 	}
+	// The Caddyfile says persist_config off: the demo leaves Caddy's
+	// autosave.json (caddy run --resume) alone.
 	if err := caddy.Load(cfg, true); err != nil {
 		return fmt.Errorf("starting Caddy: %w", err)
 	}
@@ -118,18 +150,20 @@ func runDemo(ctx context.Context, out io.Writer, listen, upstreamAddr string, se
 
 	notifyURL := "http://" + listen + "/alipay/notify"
 	fmt.Fprintf(out, "\ncaddy-alipay-notify demo\n  alipay_notify  %s\n  upstream       http://%s/hooks/alipay (verifies with the official Standard Webhooks library)\n\n", notifyURL, upstreamAddr)
-	bodies, err := writeDemoBodies()
+	bodies, err := writeDemoBodies(dir)
 	if err != nil {
 		return err
 	}
-	realOK := demoPost(out, notifyURL, "real notification signed by Alipay", bodies[0], "success")
+	realOK := demoPost(ctx, out, notifyURL, "real notification signed by Alipay", bodies[0], "success")
 	var verified bool
 	select {
 	case id := <-received:
 		verified = id == "2019081500222155624068450559358070"
 	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+		return nil
 	}
-	forgedOK := demoPost(out, notifyURL, "same notification, total_amount changed", bodies[1], "fail")
+	forgedOK := demoPost(ctx, out, notifyURL, "same notification, total_amount changed", bodies[1], "fail")
 	if selfTestOnly {
 		if !realOK || !verified || !forgedOK {
 			return errors.New("demo self-test failed")
@@ -137,20 +171,25 @@ func runDemo(ctx context.Context, out io.Writer, listen, upstreamAddr string, se
 		fmt.Fprintln(out, "\nself-test passed")
 		return nil
 	}
-	fmt.Fprintf(out, "\nSend them yourself:\n  curl -i --data-binary @%s %s\n  curl -i --data-binary @%s %s\n\nCtrl-C stops the demo.\n", bodies[0], notifyURL, bodies[1], notifyURL)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	fmt.Fprintf(out, "\nSend them yourself (the files are removed when the demo stops):\n  curl -i --data-binary @%s %s\n  curl -i --data-binary @%s %s\n\nCtrl-C stops the demo.\n", bodies[0], notifyURL, bodies[1], notifyURL)
 	<-ctx.Done()
 	return nil
 }
 
-// writeDemoBodies writes the two demo notification bodies where curl can read them.
-func writeDemoBodies() ([2]string, error) {
-	var paths [2]string
-	dir := filepath.Join(os.TempDir(), "caddy-alipay-notify-demo")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return paths, err
+// checkAddressFree fails when something already answers at addr.
+func checkAddressFree(addr, flag, what string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil // nothing answers; a listen error, if any, comes later
 	}
+	conn.Close()
+	return fmt.Errorf("%s already answers at %s, the address of %s: another program (another Caddy?) listens there and would get what is meant for the demo; stop it, or choose a free address with %s (e.g. %s 127.0.0.1:18080)", addr, addr, what, flag, flag)
+}
+
+// writeDemoBodies writes the two demo notification bodies into dir, where
+// curl can read them.
+func writeDemoBodies(dir string) ([2]string, error) {
+	var paths [2]string
 	for i, raw := range [][]byte{demoVector, demoForgedVector} {
 		var vec struct {
 			Name string `json:"name"`
@@ -168,13 +207,19 @@ func writeDemoBodies() ([2]string, error) {
 }
 
 // demoPost posts one body from a file and reports whether the answer was want.
-func demoPost(out io.Writer, url, what, path, want string) bool {
+func demoPost(ctx context.Context, out io.Writer, url, what, path, want string) bool {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(out, "  %-42s -> %v\n", what, err)
 		return false
 	}
-	resp, err := http.Post(url, alipayPostContentType, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(body)))
+	if err != nil {
+		fmt.Fprintf(out, "  %-42s -> %v\n", what, err)
+		return false
+	}
+	req.Header.Set("Content-Type", alipayPostContentType)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(out, "  %-42s -> %v\n", what, err)
 		return false

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestDemoConfig(t *testing.T) {
 	for _, want := range []string{
 		"default_bind 127.0.0.2\n", "http://127.0.0.2:9000 {", "forward http://127.0.0.3:9001/hooks/alipay",
 		"alipay_public_key " + vec.Key.AlipayPublicKey + "\n", "alipay_public_key " + tk.PublicKeyLine(t, "alipay") + "\n",
-		"webhook_secret " + demoSecret + "\n",
+		"webhook_secret " + demoSecret + "\n", "\tpersist_config off\n", "\tstorage_check off\n", "\tstorage_clean_interval off\n",
 	} {
 		if !strings.Contains(config, want) {
 			t.Errorf("demo configuration lacks %q:\n%s", want, config)
@@ -53,15 +54,24 @@ func TestDemoConfig(t *testing.T) {
 }
 
 func TestWriteDemoBodies(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	paths, err := writeDemoBodies()
+	dir := t.TempDir()
+	paths, err := writeDemoBodies(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"trade-rsa2-production", "trade-rsa2-production-tampered-amount"} {
 		want := tk.LoadVector(t, name+".json").Body
-		if got, err := os.ReadFile(paths[i]); err != nil || string(got) != want || !strings.HasSuffix(paths[i], name+".body") {
+		if got, err := os.ReadFile(paths[i]); err != nil || string(got) != want || paths[i] != filepath.Join(dir, name+".body") {
 			t.Errorf("%s: %q, %v", paths[i], got, err)
 		}
+	}
+}
+
+func TestCheckAddressFree(t *testing.T) {
+	if err := checkAddressFree(tk.FreePort(t), "--listen", "x"); err != nil {
+		t.Errorf("a free address: %v", err)
+	}
+	if err := checkAddressFree("no-such-host.invalid:80", "--listen", "x"); err != nil {
+		t.Errorf("an address that does not resolve: %v (the listen error comes later)", err)
 	}
 }

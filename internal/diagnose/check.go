@@ -4,6 +4,12 @@
 // values, '+' restored, the other charset, parameters left out, and
 // recognises the merchant's own app key given instead of Alipay's. It works
 // over the alipay package's exported API only.
+//
+// CheckAntom and DiagnoseAntom do the same for Antom notifications, over the
+// antom package's exported API: another URI (the query left out, a path
+// prefix), the body compacted or its extra escapes undone, a '+' restored in
+// the Signature, another client ID; the merchant's own key; a body
+// re-serialised beyond repair.
 package diagnose
 
 import (

@@ -248,42 +248,45 @@ func diagnoseCharset(ring *alipay.KeyRing, params []alipay.Param) *Finding {
 		declared = "utf-8 (no charset parameter)"
 	}
 	signTypes := declaredSignTypes(params)
-	// The values as GBK bytes.
-	if toGBK, ok := convertValues(params, func(s string) (string, error) {
-		if !utf8.ValidString(s) {
-			return "", errNotUTF8
-		}
-		return simplifiedchinese.GBK.NewEncoder().String(s)
-	}); ok {
-		if r, ok := try(ring, toGBK, signTypes...); ok {
-			r.GBK = true
-			return &Finding{
-				Cause: "wrong charset: Alipay signed the GBK bytes of these values, but they are UTF-8 here (charset " + declared + ")",
-				Explain: "Alipay signs the bytes of the notification's charset, and an app whose charset is GBK gets GBK " +
-					"notifications with charset=gbk. Something between Alipay and here converted the values to UTF-8 (a proxy or " +
-					"framework that decodes the form as UTF-8 and re-encodes it; a Java servlet that needs " +
-					"request.setCharacterEncoding(\"GBK\") before reading parameters). Verify over the bytes as sent. The plugin " +
-					"verifies the raw bytes of the body it receives and converts GBK to UTF-8 only after verifying.",
-				Repair: r,
+	// The values as GBK bytes, then as UTF-8 bytes.
+	for _, c := range []struct {
+		convert      func(string) (string, error)
+		gbk          bool
+		signed, here string
+		explain      string
+	}{
+		{func(s string) (string, error) {
+			if !utf8.ValidString(s) {
+				return "", errNotUTF8
 			}
+			return simplifiedchinese.GBK.NewEncoder().String(s)
+		}, true, "GBK", "UTF-8",
+			"Alipay signs the bytes of the notification's charset, and an app whose charset is GBK gets GBK " +
+				"notifications with charset=gbk. Something between Alipay and here converted the values to UTF-8 (a proxy or " +
+				"framework that decodes the form as UTF-8 and re-encodes it; a Java servlet that needs " +
+				"request.setCharacterEncoding(\"GBK\") before reading parameters). Verify over the bytes as sent. The plugin " +
+				"verifies the raw bytes of the body it receives and converts GBK to UTF-8 only after verifying."},
+		{func(s string) (string, error) {
+			out, err := alipay.GBKToUTF8(s)
+			if err != nil {
+				return "", errNotGBK
+			}
+			return out, nil
+		}, false, "UTF-8", "GBK",
+			"Alipay signs the bytes of the notification's charset. These values were converted to GBK after Alipay " +
+				"signed them (a framework or proxy configured for GBK that re-encodes the form), or the charset parameter " +
+				"does not match the bytes. Verify over the bytes as sent; the plugin verifies the raw bytes of the body it receives."},
+	} {
+		converted, ok := convertValues(params, c.convert)
+		if !ok {
+			continue
 		}
-	}
-	// The values as UTF-8 bytes.
-	if toUTF8, ok := convertValues(params, func(s string) (string, error) {
-		out, err := alipay.GBKToUTF8(s)
-		if err != nil {
-			return "", errNotGBK
-		}
-		return out, nil
-	}); ok {
-		if r, ok := try(ring, toUTF8, signTypes...); ok {
-			r.GBK = false
+		if r, ok := try(ring, converted, signTypes...); ok {
+			r.GBK = c.gbk
 			return &Finding{
-				Cause: "wrong charset: Alipay signed the UTF-8 bytes of these values, but they are GBK here (charset " + declared + ")",
-				Explain: "Alipay signs the bytes of the notification's charset. These values were converted to GBK after Alipay " +
-					"signed them (a framework or proxy configured for GBK that re-encodes the form), or the charset parameter " +
-					"does not match the bytes. Verify over the bytes as sent; the plugin verifies the raw bytes of the body it receives.",
-				Repair: r,
+				Cause:   "wrong charset: Alipay signed the " + c.signed + " bytes of these values, but they are " + c.here + " here (charset " + declared + ")",
+				Explain: c.explain,
+				Repair:  r,
 			}
 		}
 	}

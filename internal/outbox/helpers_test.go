@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -191,17 +190,6 @@ func stateOf(s *Store, forward, id string) State {
 
 func body(id string) []byte {
 	return []byte(fmt.Sprintf(`{"type":"alipay.trade_status_sync","timestamp":"2019-08-15T15:56:25+08:00","data":{"notify_id":%q,"subject":"A&B <x>","total_amount":"0.10"}}`, id))
-}
-
-// closedURL is an address where nothing listens.
-func closedURL(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr + "/hook"
 }
 
 // countingStorage is a generic certmagic.Storage (no TryLock, not a

@@ -56,6 +56,8 @@ const (
 	// strayAge, checked every strayEvery.
 	strayAge   = time.Hour
 	strayEvery = time.Hour
+	// scanErrorLogEvery: while scans keep failing, one line this often.
+	scanErrorLogEvery = time.Minute
 	// writeTimeout bounds the storage writes and unlocks after a delivery;
 	// they run even while the Worker stops.
 	writeTimeout = 10 * time.Second
@@ -155,12 +157,16 @@ type Worker struct {
 	listedAt  time.Time // start of the last successful List; zero: cold
 	stats     Stats
 	lastStray time.Time
-	mark      string // the namespace's replay marker as last read
-	markRead  bool
-	started   bool
-	stopped   bool
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// the loop's own (no lock): failed scans in a row, for the log
+	scanFailures                    int
+	scanFailingSince, scanErrLogged time.Time
+
+	mark     string // the namespace's replay marker as last read
+	markRead bool
+	started  bool
+	stopped  bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // slot is what the index knows of one key.
@@ -453,8 +459,9 @@ func (w *Worker) scan(ctx context.Context) {
 		return
 	}
 	if err != nil {
-		w.logger.Error("outbox: scan failed", zap.String("forward", w.forwardLog), zap.Error(err))
+		w.scanFailed(err, start)
 	} else {
+		w.scanSucceeded(start)
 		w.load(ctx, w.merge(keys, gen, start))
 		if ctx.Err() != nil {
 			return
@@ -467,6 +474,31 @@ func (w *Worker) scan(ctx context.Context) {
 	if w.onStats != nil {
 		w.onStats(stats)
 	}
+}
+
+// scanFailed logs a failed List: the first one, then one line a minute
+// while they go on (a broken storage fails every scan, every second).
+func (w *Worker) scanFailed(err error, now time.Time) {
+	w.scanFailures++
+	switch {
+	case w.scanFailingSince.IsZero():
+		w.scanFailingSince, w.scanErrLogged = now, now
+		w.logger.Error("outbox: scan failed", zap.String("forward", w.forwardLog), zap.Error(err))
+	case now.Sub(w.scanErrLogged) >= scanErrorLogEvery:
+		w.scanErrLogged = now
+		w.logger.Error("outbox: scans still failing", zap.String("forward", w.forwardLog),
+			zap.Int("failures", w.scanFailures), zap.Time("since", w.scanFailingSince), zap.Error(err))
+	}
+}
+
+// scanSucceeded logs the first successful List after failed ones.
+func (w *Worker) scanSucceeded(now time.Time) {
+	if w.scanFailingSince.IsZero() {
+		return
+	}
+	w.logger.Info("outbox: scans work again", zap.String("forward", w.forwardLog),
+		zap.Int("failures", w.scanFailures), zap.Duration("failing_for", now.Sub(w.scanFailingSince)))
+	w.scanFailingSince, w.scanFailures = time.Time{}, 0
 }
 
 // merge folds a List (taken in generation gen, started at start) into the

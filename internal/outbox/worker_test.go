@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -104,7 +105,7 @@ func TestClassifyOverHTTP(t *testing.T) {
 			t.Errorf("refused: %+v %q", r, r.errorText())
 		}
 	}
-	if r := newPoster(closedURL(t), time.Second).deliver(ctx, e); r.Outcome != OutcomeError {
+	if r := newPoster(testkit.ClosedURL(t)+"/hook", time.Second).deliver(ctx, e); r.Outcome != OutcomeError {
 		t.Errorf("connection refused: %+v", r)
 	}
 }

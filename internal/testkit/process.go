@@ -64,6 +64,12 @@ func FreePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// ClosedURL returns an http:// URL of a loopback port that nothing listens
+// on any more: a connection there is refused.
+func ClosedURL(t testing.TB) string {
+	return "http://" + FreePort(t)
+}
+
 // Process is a child process whose output lines are collected.
 type Process struct {
 	Cmd   *exec.Cmd

@@ -196,7 +196,14 @@ func (u *Upstream) Totals() (hits, invalid int) {
 // included) and returns the status, the answer and its headers.
 func Post(t testing.TB, url, body string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return Send(t, http.MethodPost, url, strings.NewReader(body))
+}
+
+// Send is Post with another method, or a body of unknown length (sent
+// chunked).
+func Send(t testing.TB, method, url string, body io.Reader) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,13 +41,19 @@ func LoadVectors(t testing.TB) []Vector {
 // LoadVector loads testdata/vectors/<name>.
 func LoadVector(t testing.TB, name string) Vector {
 	t.Helper()
-	data, err := os.ReadFile(Testdata("vectors", name))
+	var v Vector
+	loadJSON(t, Testdata("vectors", name), &v)
+	return v
+}
+
+// loadJSON decodes the JSON file at path into v.
+func loadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v Vector
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("%s: %v", name, err)
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", filepath.Base(path), err)
 	}
-	return v
 }
