@@ -41,13 +41,7 @@ func BenchmarkHandler(b *testing.B) {
 	run := func(b *testing.B, body string, wantStatus int) {
 		b.ReportAllocs()
 		for b.Loop() {
-			req := httptest.NewRequest(http.MethodPost, "/alipay/notify", strings.NewReader(body))
-			req.Header.Set("Content-Type", testkit.ContentType)
-			rec := httptest.NewRecorder()
-			_ = h.ServeHTTP(rec, req, nil)
-			if rec.Code != wantStatus {
-				b.Fatalf("status %d %q, want %d", rec.Code, rec.Body.String(), wantStatus)
-			}
+			serveBench(b, h, body, wantStatus)
 		}
 	}
 	b.Run("valid", func(b *testing.B) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 )
 
 // Param is one parameter of a notification, percent-decoded exactly once.
@@ -130,14 +132,14 @@ func decodeForm(body []byte) (fields form, facts formFacts, err error) {
 			decoded[n] = ' '
 			n, i = n+1, i+1
 		default: // '%'
-			if i+2 >= len(body) || !isHex(body[i+1]) || !isHex(body[i+2]) {
+			if i+2 >= len(body) || !ascii.IsHex(body[i+1]) || !ascii.IsHex(body[i+2]) {
 				pairEnd := bytes.IndexByte(body[i:], '&')
 				if pairEnd < 0 {
 					pairEnd = len(body) - i
 				}
 				return nil, facts, pairError(body[pairStart : i+pairEnd])
 			}
-			c := unhex(body[i+1])<<4 | unhex(body[i+2])
+			c := ascii.Unhex(body[i+1])<<4 | ascii.Unhex(body[i+2])
 			if c == '&' && keyEnd >= 0 {
 				facts.ampersand = true
 			}
@@ -310,10 +312,10 @@ func unescapeInto(dst []byte, n int, src []byte) (int, error) {
 			dst[n] = ' '
 			src = src[1:]
 		case '%':
-			if len(src) < 3 || !isHex(src[1]) || !isHex(src[2]) {
+			if len(src) < 3 || !ascii.IsHex(src[1]) || !ascii.IsHex(src[2]) {
 				return n, fmt.Errorf("malformed percent-escape %q", Truncate(string(src[:min(3, len(src))])))
 			}
-			dst[n] = unhex(src[1])<<4 | unhex(src[2])
+			dst[n] = ascii.Unhex(src[1])<<4 | ascii.Unhex(src[2])
 			src = src[3:]
 		default:
 			i := 1 + indexSpecial(src[1:])
@@ -355,21 +357,6 @@ func indexSpecial(s []byte) int {
 		}
 	}
 	return len(s)
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }
 
 // MaxLoggedBytes bounds every value taken from a request that goes into a

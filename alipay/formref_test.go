@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 )
 
 // decodeFormBefore is decodeForm as it was before the single-pass scanner
@@ -38,10 +40,10 @@ func decodeFormBefore(body []byte) (fields form, validUTF8 bool, err error) {
 					n++
 					i++
 				case '%':
-					if i+2 >= len(pair) || !isHex(pair[i+1]) || !isHex(pair[i+2]) {
+					if i+2 >= len(pair) || !ascii.IsHex(pair[i+1]) || !ascii.IsHex(pair[i+2]) {
 						return nil, false, pairError(pair)
 					}
-					decoded[n] = unhex(pair[i+1])<<4 | unhex(pair[i+2])
+					decoded[n] = ascii.Unhex(pair[i+1])<<4 | ascii.Unhex(pair[i+2])
 					n++
 					i += 3
 				case '=':

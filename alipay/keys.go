@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 	"github.com/emmansun/gmsm/smx509"
 )
 
@@ -92,15 +93,11 @@ func LooksLikeInlineKey(value string) bool {
 		return false
 	}
 	for i := 0; i < len(value); i++ {
-		if !isBase64Byte(value[i]) {
+		if !ascii.IsBase64(value[i]) {
 			return false
 		}
 	}
 	return !fileExists(value)
-}
-
-func isBase64Byte(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
 }
 
 // decodeBase64Loose decodes standard base64, ignoring the line breaks and

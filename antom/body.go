@@ -7,6 +7,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 )
 
 // Notification is the body of an Antom notification that passed the body
@@ -348,10 +350,10 @@ func hex4(b []byte) (rune, bool) {
 	}
 	var r rune
 	for _, c := range b[:4] {
-		if !isHex(c) {
+		if !ascii.IsHex(c) {
 			return 0, false
 		}
-		r = r<<4 | rune(unhex(c))
+		r = r<<4 | rune(ascii.Unhex(c))
 	}
 	return r, true
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 )
 
 // AlgorithmRSA256 is the only signature algorithm Antom uses:
@@ -177,13 +179,13 @@ func appendDecodeSignature(dst []byte, s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			if i+2 >= len(s) || !ascii.IsHex(s[i+1]) || !ascii.IsHex(s[i+2]) {
 				return nil, fmt.Errorf("%w: bad percent escape at byte %d", ErrBadSignatureEncoding, i)
 			}
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			c = ascii.Unhex(s[i+1])<<4 | ascii.Unhex(s[i+2])
 			i += 2
 		}
-		if !isBase64Char(c) {
+		if !ascii.IsBase64(c) {
 			return nil, badSignatureChar(c)
 		}
 		text = append(text, c)
@@ -207,25 +209,6 @@ func badSignatureChar(c byte) error {
 		return fmt.Errorf("%w: it contains a space (a '+' decoded as a space?)", ErrBadSignatureEncoding)
 	}
 	return fmt.Errorf("%w: character %q", ErrBadSignatureEncoding, c)
-}
-
-func isBase64Char(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }
 
 // EncodeSignature is the inverse of DecodeSignature, spelt as Antom's SDKs
