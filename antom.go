@@ -38,10 +38,9 @@ type AntomClient struct {
 }
 
 // isAntom reports whether a request is an Antom notification: it carries a
-// Signature header. An empty one counts (fix: it used to fall through to the
-// domestic path and get a text "fail"): a request that carries the header is
-// answered in Antom's JSON (DESIGN.md §10), and the empty value is Antom's
-// "missing header Signature" 400.
+// Signature header, even an empty one, so that it is answered in Antom's
+// JSON (DESIGN.md §10): the empty value is Antom's "missing header
+// Signature" 400, not the domestic path's text "fail".
 func isAntom(r *http.Request) bool {
 	_, ok := r.Header["Signature"] // the server canonicalizes header names
 	return ok
@@ -123,7 +122,7 @@ func (h *Handler) verifyAntom(r *http.Request) result {
 	if err != nil {
 		ref := antomRefusal(err)
 		if errors.Is(err, antom.ErrSignatureMismatch) {
-			// Fix: log what was checked at DEBUG, as for a domestic
+			// What was checked is logged at DEBUG, as for a domestic
 			// signature failure (DESIGN.md §5; §10: logs work the same).
 			ref.signed = (*antomSigned)(req)
 		}

@@ -328,8 +328,7 @@ func unmarshalAntom(d *caddyfile.Dispenser, earlier []AntomClient) (AntomClient,
 		return client, d.Errf("antom needs the client ID, e.g. antom SANDBOX_5X00000000000000 { antom_public_key ... }")
 	}
 	client.ClientID = d.Val()
-	// Fix: a client's second block was refused only at provisioning,
-	// without the line (DESIGN.md §2).
+	// Refused here, with its line (DESIGN.md §2), not only when provisioned.
 	for _, e := range earlier {
 		if e.ClientID == client.ClientID {
 			return client, d.Errf("antom %s: given twice; give one block per client ID, with all its keys (rotation) in it", client.ClientID)

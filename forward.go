@@ -32,33 +32,30 @@ const upstreamBodyLimit = 64 << 10
 // message without notify_type its msg_method, which already starts with
 // "alipay.".
 func eventType(n *alipay.Notification) string {
+	prefix, name := eventTypeParts(n)
+	return prefix + name
+}
+
+// eventTypeParts is the rule of eventType, as a prefix and the
+// notification's own part, so that appendEventType need not build it.
+func eventTypeParts(n *alipay.Notification) (prefix, name string) {
 	if t := n.Get("notify_type"); t != "" {
-		return "alipay." + t
+		return "alipay.", t
 	}
 	if m := n.Get("msg_method"); m != "" {
 		if strings.HasPrefix(m, "alipay.") {
-			return m
+			return "", m
 		}
-		return "alipay." + m
+		return "alipay.", m
 	}
-	return "alipay.notification"
+	return "", "alipay.notification"
 }
 
 // appendEventType appends eventType(n) as a JSON string, without building
 // it.
 func appendEventType(b []byte, n *alipay.Notification) []byte {
-	b = append(b, '"')
-	if t := n.Get("notify_type"); t != "" {
-		b = appendJSONText(append(b, "alipay."...), t)
-	} else if m := n.Get("msg_method"); m != "" {
-		if !strings.HasPrefix(m, "alipay.") {
-			b = append(b, "alipay."...)
-		}
-		b = appendJSONText(b, m)
-	} else {
-		b = append(b, "alipay.notification"...)
-	}
-	return append(b, '"')
+	prefix, name := eventTypeParts(n)
+	return append(appendJSONText(append(append(b, '"'), prefix...), name), '"')
 }
 
 // webhookBody is the JSON sent upstream:
@@ -209,15 +206,9 @@ func parseWebhookSecret(secret string) ([]byte, error) {
 	return key, nil
 }
 
-// signature is the webhook-signature header: "v1,<base64 HMAC-SHA256>" per
-// secret, space-separated, over id.timestamp.body.
-func (s webhookSigner) signature(id string, timestamp int64, body []byte) string {
-	_, signature := s.headerValues(id, timestamp, body)
-	return signature
-}
-
-// headerValues returns the webhook-timestamp and webhook-signature headers,
-// sharing one string.
+// headerValues returns the webhook-timestamp header and the
+// webhook-signature header, "v1,<base64 HMAC-SHA256>" per secret,
+// space-separated, over id.timestamp.body; the two share one string.
 func (s webhookSigner) headerValues(id string, timestamp int64, body []byte) (ts, signature string) {
 	var buf [24 + 2*48]byte // the timestamp and two signatures
 	b := strconv.AppendInt(buf[:0], timestamp, 10)

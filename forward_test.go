@@ -36,7 +36,7 @@ func TestOfficialStandardWebhooksVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := newWebhookSigner(key).signature(vec.MsgID, vec.Timestamp, []byte(vec.Payload))
+	_, got := newWebhookSigner(key).headerValues(vec.MsgID, vec.Timestamp, []byte(vec.Payload))
 	if got != vec.ExpectedSignature {
 		t.Fatalf("signature %s, want %s", got, vec.ExpectedSignature)
 	}

@@ -151,10 +151,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.appLabels()); err != nil {
+	apps := h.appLabels()
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), apps); err != nil {
 		return err
 	}
-	h.counters = h.metrics.countersFor(h.appLabels())
+	h.counters = h.metrics.countersFor(apps)
 	trustedCAs, err := h.loadTrustedCAs()
 	if err != nil {
 		return err
@@ -455,18 +456,21 @@ func (res result) appendLogFields(fields []zap.Field, remoteIP string, duration 
 }
 
 // count adds the result to notifications_total, through the counters
-// looked up when the handler was provisioned.
+// looked up when the handler was provisioned: the app_id label is the
+// notification's app or client when configured, else "other", so that a
+// forger cannot create series.
 func (h *Handler) count(outcome, appID string) {
+	label := appID
 	byOutcome, ok := h.counters[appID]
 	if !ok || appID == "" {
-		byOutcome = h.counters[otherApp]
+		label, byOutcome = otherApp, h.counters[otherApp]
 	}
 	if c, ok := byOutcome[outcome]; ok {
 		c.Inc()
 		return
 	}
 	// Unreachable: every outcome is in allOutcomes.
-	h.metrics.notifications.WithLabelValues(outcome, h.appLabel(appID)).Inc()
+	h.metrics.notifications.WithLabelValues(outcome, label).Inc()
 }
 
 // appLabels are the app_id label values of the handler's configured apps
@@ -480,18 +484,6 @@ func (h *Handler) appLabels() []string {
 		apps = append(apps, client.ClientID)
 	}
 	return apps
-}
-
-// appLabel is the app_id label of a notification: its app or client when
-// configured, else "other", so that a forger cannot create series.
-func (h *Handler) appLabel(appID string) string {
-	if _, ok := h.rings[appID]; ok && appID != "" {
-		return appID
-	}
-	if _, ok := h.antomRings[appID]; ok && appID != "" {
-		return appID
-	}
-	return otherApp
 }
 
 // placeholders are the {http.alipay_notify.*} names, built once.
