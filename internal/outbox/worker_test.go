@@ -139,8 +139,13 @@ func TestGiveUpDeadReplayDelivered(t *testing.T) {
 	if n, err := admin.ReplayDead(ctx, "", before); n != 1 || err != nil {
 		t.Fatal(n, err)
 	}
+	// The local worker hears of the replay at once and may already have
+	// tried it again (the upstream still refuses): either the entry is
+	// untouched since the replay, or it holds that one more attempt.
 	r := mustGet(t, s, up.URL, "n1")
-	if r.State != Pending || !r.WindowStart.Equal(before) || !r.NextAttempt.Equal(before) || r.Attempts != dead.Attempts {
+	untouched := r.NextAttempt.Equal(before) && r.Attempts == dead.Attempts
+	retried := r.Attempts > dead.Attempts && !r.LastAttempt.Before(before)
+	if r.State != Pending || !r.WindowStart.Equal(before) || !(untouched || retried) {
 		t.Fatalf("replayed: %+v", r)
 	}
 	// Pending again, still failing: retried within the fresh window.
