@@ -26,6 +26,7 @@ func init() {
 //	GET    /alipay_notify/outbox[?state=pending|dead|delivered]  the entries, as a JSON array
 //	POST   /alipay_notify/outbox/replay  {"ids": [...]} or {"state": "dead"}  → {"replayed": N}
 //	DELETE /alipay_notify/outbox/<id>    drops one entry → 204
+//	POST   /alipay_notify/outbox/move    {"from": "<forward>", "to": "<forward>"}  → {"moved": N}
 //
 // "caddy alipay-notify outbox list|replay|drop" talks to it.
 type AdminAPI struct {
@@ -89,7 +90,9 @@ func (a *AdminAPI) entry(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case rest == "replay" && r.Method == http.MethodPost:
 		return a.replay(w, r)
-	case rest != "" && rest != "replay" && r.Method == http.MethodDelete:
+	case rest == "move" && r.Method == http.MethodPost:
+		return a.move(w, r)
+	case rest != "" && rest != "replay" && rest != "move" && r.Method == http.MethodDelete:
 		id, err := url.PathUnescape(rest)
 		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
@@ -97,7 +100,7 @@ func (a *AdminAPI) entry(w http.ResponseWriter, r *http.Request) error {
 		return a.drop(w, r, id)
 	default:
 		return caddy.APIError{HTTPStatus: http.StatusNotFound,
-			Err: errors.New("use GET /alipay_notify/outbox, POST /alipay_notify/outbox/replay or DELETE /alipay_notify/outbox/<id>")}
+			Err: errors.New("use GET /alipay_notify/outbox, POST /alipay_notify/outbox/replay, POST /alipay_notify/outbox/move or DELETE /alipay_notify/outbox/<id>")}
 	}
 }
 
@@ -120,6 +123,38 @@ func (a *AdminAPI) replay(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("replaying: %w", err)}
 	}
 	return writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+// moveRequest is the body of POST /alipay_notify/outbox/move.
+type moveRequest struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// move hands the entries of a forward URL that no handler delivers to any
+// more (a reload changed it) to a handler of this instance: to must be the
+// forward URL of an alipay_notify handler with an outbox running here
+// (either URL may be given with its password redacted, as the list shows
+// it), so that the entries cannot be moved to another place no one
+// delivers from.
+func (a *AdminAPI) move(w http.ResponseWriter, r *http.Request) error {
+	var req moveRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil || req.From == "" || req.To == "" {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf(`want {"from": "<forward URL as listed>", "to": "<forward URL of a handler>"} (%v)`, err)}
+	}
+	to, ok := outbox.ServedForward(req.To)
+	if !ok {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
+			Err: fmt.Errorf("no alipay_notify handler with an outbox forwards to %q on this instance: give the forward URL of one", redactPassword(req.To))}
+	}
+	if req.From == to || req.From == redactPassword(to) {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("from and to name the same forward URL: its handler delivers those entries already")}
+	}
+	n, err := a.store.Move(r.Context(), req.From, to, time.Now())
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("moving (%d moved): %w", n, err)}
+	}
+	return writeJSON(w, http.StatusOK, map[string]int{"moved": n})
 }
 
 func (a *AdminAPI) drop(w http.ResponseWriter, r *http.Request, id string) error {

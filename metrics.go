@@ -163,6 +163,14 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.mu.Unlock()
+	// Entries of forward URLs that no handler here delivers to (a reload
+	// changed the URL) count too: the gauges are the whole outbox, and
+	// the oldest pending entry's age is what alerts on them.
+	for _, s := range outbox.Unserved() {
+		if _, ok := byForward[s.Forward]; !ok {
+			byForward[s.Forward] = s
+		}
+	}
 	for _, s := range byForward {
 		pending, dead, delivered = pending+s.Pending, dead+s.Dead, delivered+s.Delivered
 		oldest = max(oldest, s.OldestPendingAge(now))

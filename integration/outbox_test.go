@@ -875,3 +875,68 @@ func TestOutboxHappyPathWritesNothingThroughCaddy(t *testing.T) {
 		t.Errorf("files under alipay_notify/: %d before, %d after 40 accepted notifications, want 0", before, after)
 	}
 }
+
+// TestOutboxForwardChangedThroughCaddy: a reload changes the handler's
+// forward URL while an entry is pending. Nothing delivers entries under the
+// old URL, so they must not go unnoticed: Caddy logs a WARN naming the old
+// URL and the fix, the gauges count the entry (the oldest pending age
+// alerts on it), and POST /alipay_notify/outbox/move hands it to the
+// handler, which delivers it to the new upstream at once.
+func TestOutboxForwardChangedThroughCaddy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	oldUp := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusServiceUnavailable, 0))
+	newUp := testkit.NewUpstream(t, testkit.Secret, testkit.Status(http.StatusNoContent, 0))
+	oldForward, newForward := oldUp.URL+"/hooks", newUp.URL+"/hooks"
+	c := startOutbox(t, notifyBlock(t, "/notify", oldForward, "outbox {\n retry 1h\n}"))
+	notify(t, "/notify", testkit.Genuine(t, "obx-forward-changed"), http.StatusBadGateway, "fail", "upstream_error")
+	c.load(t, outboxSite(notifyBlock(t, "/notify", newForward, "outbox {\n retry 1h\n}")))
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := scrapeMetrics(t)
+		if m[`caddy_alipay_notify_outbox_entries{state="pending"}`] == 1 && m["caddy_alipay_notify_outbox_oldest_pending_seconds"] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gauges do not count the entry under the old forward URL: pending %v, oldest %v",
+				m[`caddy_alipay_notify_outbox_entries{state="pending"}`], m["caddy_alipay_notify_outbox_oldest_pending_seconds"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var warned bool
+	for _, e := range c.logs.entries(t) {
+		if e["level"] == "warn" && strings.Contains(fmt.Sprint(e["msg"]), "no alipay_notify handler of this instance delivers to") {
+			warned = e["forward"] == oldForward && e["pending"] == float64(1) && strings.Contains(fmt.Sprint(e["fix"]), "outbox move")
+		}
+	}
+	if !warned {
+		t.Error("no WARN line naming the old forward URL, its pending entry and the fix")
+	}
+	if oldUp.Count("obx-forward-changed") != 1 || newUp.Count("obx-forward-changed") != 0 {
+		t.Fatal("delivered before the move")
+	}
+
+	status, body := adminCall(t, http.MethodPost, "/alipay_notify/outbox/move", fmt.Sprintf(`{"from": %q, "to": %q}`, oldForward, "http://127.0.0.1:1/x"))
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "no alipay_notify handler with an outbox forwards to") {
+		t.Errorf("move to an unserved URL: %d %s", status, body)
+	}
+	status, body = adminCall(t, http.MethodPost, "/alipay_notify/outbox/move", fmt.Sprintf(`{"from": %q, "to": %q}`, oldForward, newForward))
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"moved":1}` {
+		t.Fatalf("move: %d %s", status, body)
+	}
+	e := waitEntryState(t, "obx-forward-changed", "delivered", 5*time.Second)
+	if e.Forward != newForward || newUp.Count("obx-forward-changed") != 1 {
+		t.Errorf("after the move: %+v, new upstream got it %d times", e, newUp.Count("obx-forward-changed"))
+	}
+	// Alipay's retry is answered from the moved entry.
+	notify(t, "/notify", testkit.Genuine(t, "obx-forward-changed"), http.StatusOK, "success", "delivered_earlier")
+	deadline = time.Now().Add(10 * time.Second)
+	for scrapeMetrics(t)[`caddy_alipay_notify_outbox_entries{state="pending"}`] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the moved entry still counts as pending")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -26,6 +26,7 @@ import (
 const (
 	outboxPath       = "/alipay_notify/outbox"
 	outboxReplayPath = outboxPath + "/replay"
+	outboxMovePath   = outboxPath + "/move"
 )
 
 // adminTimeout bounds one call to the admin API.
@@ -61,8 +62,8 @@ func (o *adminOptions) client() (*adminClient, error) {
 func outboxCommand() *cobra.Command {
 	var admin adminOptions
 	cmd := &cobra.Command{
-		Use:   "outbox <list | replay | drop> [--address <host:port>]",
-		Short: "Lists, replays and drops the outbox's entries through Caddy's admin API",
+		Use:   "outbox <list | replay | drop | move> [--address <host:port>]",
+		Short: "Lists, replays, drops and moves the outbox's entries through Caddy's admin API",
 		Long: `Steers the outbox of a running Caddy (alipay_notify's outbox block) through
 its admin API, the way caddy reload talks to it:
 
@@ -72,6 +73,8 @@ its admin API, the way caddy reload talks to it:
   replay   makes entries pending with their next attempt now (a dead one
            gets a fresh give_up window): by id, or every dead one (--dead)
   drop     removes an entry
+  move     hands the entries of a forward URL that no handler delivers to
+           any more (a reload changed it) to a handler's outbox
 
 The admin address is --address, else the admin address of --config, else
 the CADDY_ADMIN environment variable, else ` + caddy.DefaultAdminListen + `: the same rule as
@@ -85,14 +88,15 @@ then non-zero.`,
   caddy alipay-notify outbox list --json | jq -r '.[] | select(.attempts > 3) | .id'
   caddy alipay-notify outbox replay 2019081500222155624068450559358070
   caddy alipay-notify outbox replay --dead
-  caddy alipay-notify outbox drop 2019081500222155624068450559358070`,
+  caddy alipay-notify outbox drop 2019081500222155624068450559358070
+  caddy alipay-notify outbox move --from http://10.0.0.7:8080/alipay --to http://10.0.0.8:8080/alipay`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
 	}
 	admin.addFlags(cmd)
-	cmd.AddCommand(outboxListCommand(&admin), outboxReplayCommand(&admin), outboxDropCommand(&admin))
+	cmd.AddCommand(outboxListCommand(&admin), outboxReplayCommand(&admin), outboxDropCommand(&admin), outboxMoveCommand(&admin))
 	return cmd
 }
 
@@ -314,6 +318,57 @@ id that is not in the outbox is an error (the admin API answers 404).`,
 			return nil
 		},
 	}
+}
+
+func outboxMoveCommand(admin *adminOptions) *cobra.Command {
+	var from, to string
+	cmd := &cobra.Command{
+		Use:   "move --from <forward URL> --to <forward URL>",
+		Short: "Hands the entries of an old forward URL to a handler's outbox",
+		Long: `Entries are kept per forward URL. When a reload changes a handler's forward
+URL while entries are pending, they stay under the old URL, where nothing
+delivers them (Caddy logs a WARN naming it, and the gauges count them).
+move hands every entry of --from to the handler forwarding to --to, which
+must be an alipay_notify handler with an outbox in the running
+configuration: pending entries are delivered at once, dead and delivered
+ones keep their state (and so Alipay's retries of them are still answered
+delivered_earlier). An id the handler already holds keeps the handler's own
+entry.
+
+Either URL may be given with its password redacted, as outbox list shows it.
+The exit status is non-zero when --from has no entries.`,
+		Example: `  caddy alipay-notify outbox move --from http://10.0.0.7:8080/alipay --to http://10.0.0.8:8080/alipay`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || to == "" {
+				return errors.New("give --from, the forward URL the entries are under (outbox list shows it), and --to, a handler's forward URL")
+			}
+			c, err := admin.client()
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]string{"from": from, "to": to})
+			data, err := c.call(cmd.Context(), http.MethodPost, outboxMovePath, body)
+			if err != nil {
+				return err
+			}
+			var answer struct {
+				Moved *int `json:"moved"`
+			}
+			if err := json.Unmarshal(data, &answer); err != nil || answer.Moved == nil {
+				return fmt.Errorf("the admin API at %s answered something unexpected: %s", c.addr, shorten(string(data)))
+			}
+			n := *answer.Moved
+			fmt.Fprintf(cmd.OutOrStdout(), "moved %d %s to %s\n", n, plural(n, "entry", "entries"), to)
+			if n == 0 {
+				return fmt.Errorf("the outbox has no entries of %s (outbox list shows each entry's forward)", from)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the forward URL the entries are under")
+	cmd.Flags().StringVar(&to, "to", "", "the forward URL of the handler to hand them to")
+	return cmd
 }
 
 func uniq(ids []string) []string {

@@ -356,3 +356,46 @@ func newFakeAdmin(t *testing.T) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return addr
 }
+
+// TestOutboxMoveCommand: a reload changes the handler's forward URL while
+// an entry is pending; outbox move hands it to the handler, which delivers
+// it to the new upstream.
+func TestOutboxMoveCommand(t *testing.T) {
+	startsCaddy(t)
+	oldUp := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusServiceUnavailable, 0))
+	newUp := tk.NewUpstream(t, tk.Secret, tk.Status(http.StatusNoContent, 0))
+	admin, listen, storage := tk.FreePort(t), tk.FreePort(t), t.TempDir()
+	site := func(forward string) string {
+		return siteCaddyfile(admin, storage, listen,
+			tk.NotifyBlock{Path: "/notify", Forward: forward, Extra: "outbox {\n\tretry 1h\n}"}.String())
+	}
+	startCaddy(t, site(oldUp.URL+"/hooks"))
+	if status, answer, _ := tk.Post(t, "http://"+listen+"/notify", tk.Genuine(t, "ob-moved")); status != http.StatusBadGateway || answer != "fail" {
+		t.Fatalf("%d %s, want 502 fail", status, answer)
+	}
+	startCaddy(t, site(newUp.URL+"/hooks")) // the reload that moved the backend
+	addr := "--address=" + admin
+
+	runCLI(t, "", "outbox", "move", "--from", oldUp.URL+"/hooks", "--to", "http://127.0.0.1:1/elsewhere", addr).
+		fails(t, `no alipay_notify handler with an outbox forwards to "http://127.0.0.1:1/elsewhere" on this instance`)
+	runCLI(t, "", "outbox", "move", "--from", newUp.URL+"/hooks", "--to", newUp.URL+"/hooks", addr).fails(t, "the same forward URL")
+	runCLI(t, "", "outbox", "move", "--to", newUp.URL+"/hooks", addr).fails(t, "give --from")
+	if got := entryState(t, admin, "ob-moved"); got != outbox.Pending {
+		t.Fatalf("before the move: %q", got)
+	}
+
+	res := runCLI(t, "", "outbox", "move", "--from", oldUp.URL+"/hooks", "--to", newUp.URL+"/hooks", addr).ok(t)
+	if res.stdout != "moved 1 entry to "+newUp.URL+"/hooks\n" {
+		t.Errorf("move: %q", res.stdout)
+	}
+	waitState(t, admin, "ob-moved", outbox.Delivered)
+	if newUp.Count("ob-moved") != 1 {
+		t.Errorf("the new upstream got it %d times", newUp.Count("ob-moved"))
+	}
+	entries, _ := adminEntries(t, admin)
+	if len(entries) != 1 || entries[0].Forward != newUp.URL+"/hooks" {
+		t.Errorf("after the move: %+v", entries)
+	}
+	runCLI(t, "", "outbox", "move", "--from", oldUp.URL+"/hooks", "--to", newUp.URL+"/hooks", addr).
+		fails(t, "the outbox has no entries of "+oldUp.URL+"/hooks")
+}

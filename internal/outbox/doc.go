@@ -11,11 +11,15 @@
 //   - Entry: one webhook (id, type, exact body) and its history.
 //   - Store: the entries in a storage, for every handler (namespaced by
 //     forward URL): Put, Get, List, Delete, Replay, ReplayDead,
-//     RecordFailure, MarkDelivered, Lookup, Delivered.
+//     RecordFailure, MarkDelivered, Lookup, Delivered, and Move, which
+//     hands the entries of a forward URL a reload changed to a handler.
 //   - Schedule: retry delays, give_up, keep.
 //   - Worker: one handler's delivery loop on one instance (Start, Stop),
 //     plus the handler's request-path calls (Lookup, RecordFailure,
 //     MarkDelivered), which also work when the loop does not run.
+//   - Unserved, ServedForward: the entries of forward URLs that no Worker
+//     of this process serves (counted after every Worker start or stop and
+//     every minute, logged at WARN), and the URLs that one does.
 //   - Result, Classify: what a Deliver reports.
 //
 // # Storage layout
@@ -38,7 +42,7 @@
 // certmagic's FileStorage.Store (v0.25.6) writes a temporary file in the
 // entry's folder, fsyncs it, and renames it over the entry: atomic, the file
 // durable, but not the rename, which lives in the folder. So on a
-// *certmagic.FileStorage, Put, RecordFailure, Replay and Delete also fsync
+// *certmagic.FileStorage, Put, RecordFailure, Replay, Delete and Move also fsync
 // the folder (and once per folder its parents up to the storage root)
 // before they return: the entry is on disk before the handler answers
 // Alipay fail. The Worker's own updates after a delivery and MarkDelivered

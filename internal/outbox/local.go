@@ -21,6 +21,7 @@ func register(w *Worker) {
 		local.workers[w.ns] = set
 	}
 	set[w] = struct{}{}
+	censusDue()
 }
 
 func unregister(w *Worker) {
@@ -30,6 +31,7 @@ func unregister(w *Worker) {
 	if len(local.workers[w.ns]) == 0 {
 		delete(local.workers, w.ns)
 	}
+	censusDue()
 }
 
 // notifyLocal reports that the entry at key in namespace ns is now e (nil:

@@ -403,6 +403,9 @@ func (s *Store) Delete(ctx context.Context, forward, id string) (int, error) {
 		ns, _ := splitEntryKey(key)
 		notifyLocal(ns, key, nil)
 	}
+	if n > 0 {
+		censusDue() // an unserved entry may be gone
+	}
 	return n, nil
 }
 

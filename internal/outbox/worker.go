@@ -474,6 +474,7 @@ func (w *Worker) scan(ctx context.Context) {
 	if w.onStats != nil {
 		w.onStats(stats)
 	}
+	w.maybeCensus(ctx, now)
 }
 
 // scanFailed logs a failed List: the first one, then one line a minute
@@ -653,19 +654,8 @@ func (w *Worker) computeStats(now time.Time) Stats {
 			s.Corrupt++
 			continue
 		}
-		if !sl.loaded {
-			continue
-		}
-		switch sl.state {
-		case Pending:
-			s.Pending++
-			if s.OldestPending.IsZero() || sl.firstFailure.Before(s.OldestPending) {
-				s.OldestPending = sl.firstFailure
-			}
-		case Dead:
-			s.Dead++
-		case Delivered:
-			s.Delivered++
+		if sl.loaded {
+			s.add(sl.state, sl.firstFailure)
 		}
 	}
 	w.stats = s
