@@ -106,17 +106,13 @@ func (h *Handler) verifyAntom(r *http.Request) result {
 	}
 	clientID := r.Header.Get("Client-Id")
 	about := subject{appID: clientID}
+	req, err := antom.NewRequest(r.Method, originalURI(r), r.Header, body)
+	if err != nil {
+		return refused(about, antomRefusal(err))
+	}
 	verifyStart := time.Now()
 	// An unknown client gets a nil ring, whose Verify still makes every
 	// structural check first, then answers ErrUnknownClient.
-	req := &antom.Request{
-		Method:      r.Method,
-		URI:         originalURI(r),
-		ClientID:    clientID,
-		RequestTime: r.Header.Get("Request-Time"),
-		Signature:   r.Header.Get("Signature"),
-		Body:        body,
-	}
 	v, err := h.antomRings[clientID].Verify(req)
 	h.metrics.verifyDuration.Observe(time.Since(verifyStart).Seconds())
 	if err != nil {

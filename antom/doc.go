@@ -25,14 +25,9 @@
 //	key, err := antom.ParsePublicKey(keyTextFromDashboard)
 //	ring, err := antom.NewKeyRing(key)
 //	...
-//	v, err := ring.Verify(&antom.Request{
-//		Method:      r.Method,
-//		URI:         r.RequestURI, // as received, before any rewrite
-//		ClientID:    r.Header.Get("Client-Id"),
-//		RequestTime: r.Header.Get("Request-Time"),
-//		Signature:   r.Header.Get("Signature"),
-//		Body:        body,
-//	})
+//	req, err := antom.NewRequest(r.Method, r.RequestURI, r.Header, body) // the URI as received, before any rewrite
+//	...
+//	v, err := ring.Verify(req)
 //
 // Verify makes every structural check first, then the signature check, so
 // a caller can map its errors to HTTP statuses with two tests:

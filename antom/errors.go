@@ -28,6 +28,11 @@ var (
 	// empty. The error is a *MissingHeaderError naming the header.
 	ErrMissingHeader = classified("antom: missing header", ErrMalformed)
 
+	// ErrRepeatedHeader: Client-Id, Request-Time or Signature came more
+	// than once. Which value was signed would be a guess, and readers
+	// disagree on which one counts (the first, the last, all joined).
+	ErrRepeatedHeader = classified("antom: header sent more than once", ErrMalformed)
+
 	// ErrMalformedSignatureHeader: the Signature header is not a list of
 	// name=value fields with one algorithm and one non-empty signature.
 	ErrMalformedSignatureHeader = classified("antom: malformed Signature header", ErrMalformed)

@@ -3,6 +3,7 @@ package antom
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -31,6 +32,27 @@ type Request struct {
 
 	// Body is the exact body.
 	Body []byte
+}
+
+// NewRequest is the Request of an HTTP request: its method, its URI as
+// received (see Request.URI), the values of the three headers that Antom
+// signs or signs with, and the exact body. A header sent more than once is
+// an ErrRepeatedHeader; an absent one is left empty (Verify refuses it).
+func NewRequest(method, uri string, header http.Header, body []byte) (*Request, error) {
+	r := &Request{Method: method, URI: uri, Body: body}
+	for _, f := range []struct {
+		name string
+		into *string
+	}{{"Client-Id", &r.ClientID}, {"Request-Time", &r.RequestTime}, {"Signature", &r.Signature}} {
+		values := header.Values(f.name)
+		if len(values) > 1 {
+			return nil, fmt.Errorf("%w: %s, %d times", ErrRepeatedHeader, f.name, len(values))
+		}
+		if len(values) == 1 {
+			*f.into = values[0]
+		}
+	}
+	return r, nil
 }
 
 // AppendSignedContent appends the content Antom signs to dst and returns

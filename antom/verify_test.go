@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -352,5 +353,40 @@ func TestDecodeSignature(t *testing.T) {
 	back, err := DecodeSignature(EncodeSignature(sig))
 	if err != nil || !bytes.Equal(back, sig) {
 		t.Fatalf("EncodeSignature does not round-trip: %x, %v", back, err)
+	}
+}
+
+// NewRequest reads each signed header once; a repeated one is refused
+// before anything is verified, whichever copy was the signed one.
+func TestNewRequestFromHeaders(t *testing.T) {
+	signed := testRequest(t)
+	header := http.Header{}
+	header.Set("Client-Id", signed.ClientID)
+	header.Set("Request-Time", signed.RequestTime)
+	header.Set("Signature", signed.Signature)
+	req, err := NewRequest(signed.Method, signed.URI, header, signed.Body)
+	if err != nil || req.Method != signed.Method || req.URI != signed.URI || req.ClientID != signed.ClientID ||
+		req.RequestTime != signed.RequestTime || req.Signature != signed.Signature || !bytes.Equal(req.Body, signed.Body) {
+		t.Fatalf("NewRequest: %+v, %v; want %+v", req, err, signed)
+	}
+	if _, err := testRing(t, 0).Verify(req); err != nil {
+		t.Fatalf("the request NewRequest built does not verify: %v", err)
+	}
+	for _, name := range []string{"Client-Id", "Request-Time", "Signature"} {
+		twice := header.Clone()
+		twice.Add(name, header.Get(name)) // even the same value twice
+		_, err := NewRequest(signed.Method, signed.URI, twice, signed.Body)
+		if !errors.Is(err, ErrRepeatedHeader) || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), name+", 2 times") {
+			t.Errorf("%s twice: %v", name, err)
+		}
+		absent := header.Clone()
+		absent.Del(name)
+		req, err := NewRequest(signed.Method, signed.URI, absent, signed.Body)
+		if err != nil {
+			t.Fatalf("%s absent: %v", name, err)
+		}
+		if _, err := testRing(t, 0).Verify(req); !errors.Is(err, ErrMissingHeader) {
+			t.Errorf("%s absent: Verify says %v", name, err)
+		}
 	}
 }

@@ -328,6 +328,13 @@ func TestAntomThroughCaddy(t *testing.T) {
 	}
 	otherClient := good.Clone()
 	otherClient.Set("Client-Id", testkit.AntomClient2)
+	// A signed header sent twice, the signed value first: which copy a
+	// reader takes is a guess, so neither is taken.
+	twice := func(name, second string) http.Header {
+		h := good.Clone()
+		h.Add(name, second)
+		return h
+	}
 	const key1, key2 = "antom_public_key #1", "antom_public_key #2"
 	const mismatch = "antom: signature does not verify with any of"
 	tests := []antomCase{
@@ -367,6 +374,9 @@ func TestAntomThroughCaddy(t *testing.T) {
 		refused("Request-Time in seconds reads as 1970", signed(keyA1, "/antom", testkit.AntomClient, fmt.Sprint(now.Unix()), body), body, 403, "stale", "more than max_age 72h0m0s"),
 
 		// Refused 400: not an Antom notification as Antom sends them.
+		refused("Request-Time twice", twice("Request-Time", stale), body, 400, "bad_request", "antom: header sent more than once: Request-Time, 2 times"),
+		refused("Client-Id twice", twice("Client-Id", testkit.AntomClient2), body, 400, "bad_request", "antom: header sent more than once: Client-Id, 2 times"),
+		refused("Signature twice, the same value", twice("Signature", good.Get("Signature")), body, 400, "bad_request", "antom: header sent more than once: Signature, 2 times"),
 		refused("no Client-Id", without(good, "Client-Id"), body, 400, "bad_request", "antom: missing header Client-Id"),
 		refused("no Request-Time", without(good, "Request-Time"), body, 400, "bad_request", "antom: missing header Request-Time"),
 		refused("an empty Signature header", withSignature(good, ""), body, 400, "bad_request", "antom: missing header Signature"),

@@ -360,6 +360,8 @@ func TestVerifyAntomFlags(t *testing.T) {
 		{"a=1&sign=x", []string{"--uri", "/n"}, "--uri applies to Antom notifications, and this capture is not one (no Signature header): add --antom"},
 		{signed, []string{"--key", tk.Testdata("keys", "nonexistent.pub")}, "--key #2"},
 		{signed, []string{"--app-key", "not a key"}, "--app-key #1"},
+		{strings.Replace(signed, "Request-Time:", "Request-Time: 1\r\nRequest-Time:", 1), nil,
+			"alipay_notify answers this capture 400 FAIL: antom: header sent more than once: Request-Time, 2 times"},
 	} {
 		args := append([]string{"verify", "--key", antomPubFile}, tc.args...)
 		run(t, tc.stdin, args...).mustFail(t, tc.want)

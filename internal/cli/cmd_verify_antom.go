@@ -120,10 +120,11 @@ func (o *verifyAntomOptions) request(r *capture.HTTPRequest, data []byte) (antom
 		hints.URIs, hints.ClientIDs = o.uris[1:], o.clientIDs[1:]
 		return req, hints, notes, nil
 	}
-	req := antom.Request{
-		Method: r.Method, URI: r.Target, Body: r.Body,
-		ClientID: r.Header.Get("Client-Id"), RequestTime: r.Header.Get("Request-Time"), Signature: r.Header.Get("Signature"),
+	built, err := antom.NewRequest(r.Method, r.Target, r.Header, r.Body)
+	if err != nil {
+		return antom.Request{}, hints, nil, fmt.Errorf("alipay_notify answers this capture 400 FAIL: %w", err)
 	}
+	req := *built
 	hints.URIs = o.uris
 	hints.ClientIDs = o.clientIDs
 	if req.ClientID == "" && len(o.clientIDs) > 0 {
