@@ -1,12 +1,15 @@
 package antom_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -168,4 +171,36 @@ func ExampleParseNotification() {
 	// Output:
 	// REFUND_RESULT <nil> true
 	// antom: duplicate key in body: "resultStatus" in the object at byte 39
+}
+
+// Build the Request from the HTTP request a handler received: the URI as
+// received, the three headers each once, the exact body.
+func ExampleNewRequest() {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	body := []byte(`{"notifyType":"PAYMENT_RESULT","paymentRequestId":"PAY_1","paymentAmount":{"currency":"USD","value":"100"}}`)
+	signature, _ := antom.Sign(key, "POST", "/antom/notify?shop=1", "SANDBOX_5X00000000000000", "1685599933871", body)
+	r := httptest.NewRequest("POST", "/antom/notify?shop=1", bytes.NewReader(body))
+	r.Header.Set("Client-Id", "SANDBOX_5X00000000000000")
+	r.Header.Set("Request-Time", "1685599933871")
+	r.Header.Set("Signature", signature)
+
+	received, _ := io.ReadAll(r.Body)
+	req, err := antom.NewRequest(r.Method, r.RequestURI, r.Header, received)
+	if err != nil {
+		panic(err)
+	}
+	ring, _ := antom.NewKeyRing(&key.PublicKey)
+	_, err = ring.Verify(req)
+	fmt.Println("verified:", err == nil)
+
+	// A signed header sent twice is refused before anything is verified.
+	r.Header.Add("Request-Time", "1685599999999")
+	_, err = antom.NewRequest(r.Method, r.RequestURI, r.Header, received)
+	fmt.Println(err, errors.Is(err, antom.ErrMalformed))
+	// Output:
+	// verified: true
+	// antom: header sent more than once: Request-Time, 2 times true
 }
