@@ -37,7 +37,8 @@ func init() {
 type Gate struct {
 	Verifier
 
-	logger *zap.Logger
+	logger   *zap.Logger
+	requests outcomeCounters // caddy_alipay_verify_requests_total
 }
 
 // CaddyModule returns the Caddy module information.
@@ -48,10 +49,15 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision loads the keys.
+// Provision loads the keys and registers the metrics.
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
-	return g.Verifier.provision(g.logger)
+	if err := g.Verifier.provision(g.logger); err != nil {
+		return err
+	}
+	var err error
+	g.requests, err = newGateMetrics(ctx.GetMetricsRegistry(), g.appLabels())
+	return err
 }
 
 // gateHeaders are the request headers set for the next handler, from the
@@ -73,6 +79,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		v, ref = g.check(r.Context(), signed)
 	}
 	if ref != nil {
+		g.requests.count(ref.outcome, subjectOf(v.n).appID)
 		g.logger.Warn("request refused", subjectOf(v.n).logFields(
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
 			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)), zap.String("remote_ip", clientIP(r)))...)
@@ -87,6 +94,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return nil
 	}
 	passOn(r, v.n)
+	g.requests.count(outcomeVerified, subjectOf(v.n).appID)
 	if ce := g.logger.Check(zapcore.InfoLevel, "request verified"); ce != nil {
 		ce.Write(subjectOf(v.n).logFields(zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
 			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.String("remote_ip", clientIP(r)), zap.Duration("duration", time.Since(start)))...)

@@ -3,6 +3,7 @@ package alipaynotify
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,12 +19,18 @@ var allOutcomes = []string{
 	outcomeStale, outcomeNotifyVerifyFailed, outcomeNotifyVerifyError, outcomeUpstreamError, outcomeUpstreamTimeout,
 }
 
+// gateOutcomes are alipay_verify's outcomes, pre-set to zero likewise.
+var gateOutcomes = []string{
+	outcomeVerified, outcomeMethodNotAllowed, outcomeTooLarge, outcomeBadRequest, outcomeBadSignature,
+	outcomeAppRefused, outcomeSellerRefused, outcomeStale, outcomeNotifyVerifyFailed, outcomeNotifyVerifyError,
+}
+
 // outboxResults are the outbox delivery results, pre-set to zero.
 var outboxResults = []outbox.Outcome{outbox.OutcomeAccepted, outbox.OutcomeRefused, outbox.OutcomeError, outbox.OutcomeTimeout}
 
 // metrics are the handler's Prometheus collectors on Caddy's registry.
 type metrics struct {
-	notifications    *prometheus.CounterVec
+	notifications    outcomeCounters
 	upstreamDuration prometheus.Histogram
 	verifyDuration   prometheus.Histogram
 	outboxDeliveries *prometheus.CounterVec
@@ -77,31 +84,62 @@ func newMetrics(registry prometheus.Registerer, apps []string) (*metrics, error)
 	if err != nil {
 		return nil, err
 	}
-	for _, outcome := range allOutcomes {
-		for _, app := range append(apps, otherApp) {
-			notifications.WithLabelValues(outcome, app)
-		}
-	}
 	for _, result := range outboxResults {
 		deliveries.WithLabelValues(string(result))
 	}
-	return &metrics{notifications: notifications, upstreamDuration: upstream, verifyDuration: verify,
-		outboxDeliveries: deliveries, outbox: gauges}, nil
+	return &metrics{notifications: newOutcomeCounters(notifications, apps, allOutcomes), upstreamDuration: upstream,
+		verifyDuration: verify, outboxDeliveries: deliveries, outbox: gauges}, nil
 }
 
-// countersFor returns the notifications_total children of apps and of
-// otherApp, by app label and outcome, so that counting a notification is
-// two map look-ups instead of hashing label values.
-func (m *metrics) countersFor(apps []string) map[string]map[string]prometheus.Counter {
-	counters := make(map[string]map[string]prometheus.Counter, len(apps)+1)
-	for _, app := range append(apps, otherApp) {
-		byOutcome := make(map[string]prometheus.Counter, len(allOutcomes))
-		for _, outcome := range allOutcomes {
-			byOutcome[outcome] = m.notifications.WithLabelValues(outcome, app)
-		}
-		counters[app] = byOutcome
+// newGateMetrics registers alipay_verify's counter (or reuses the one
+// there: every gate of a config shares it), its series for apps and
+// otherApp created at zero with every outcome.
+func newGateMetrics(registry prometheus.Registerer, apps []string) (outcomeCounters, error) {
+	requests, err := registerOrReuse(registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "alipay_verify", Name: "requests_total",
+		Help: "Requests alipay_verify checked, by outcome (verified: passed on) and app (app_id; \"other\" for any other).",
+	}, []string{"outcome", "app_id"}))
+	if err != nil {
+		return outcomeCounters{}, err
 	}
-	return counters
+	return newOutcomeCounters(requests, apps, gateOutcomes), nil
+}
+
+// outcomeCounters are the children of an {outcome, app_id} counter for the
+// configured apps and otherApp, built once, so that counting a request is
+// two map look-ups instead of hashing label values. An app_id that is not
+// configured counts as otherApp: the label's values stay bounded.
+type outcomeCounters struct {
+	vec   *prometheus.CounterVec
+	byApp map[string]map[string]prometheus.Counter
+}
+
+// newOutcomeCounters creates vec's series of every outcome for apps and
+// otherApp, at zero.
+func newOutcomeCounters(vec *prometheus.CounterVec, apps, outcomes []string) outcomeCounters {
+	c := outcomeCounters{vec: vec, byApp: make(map[string]map[string]prometheus.Counter, len(apps)+1)}
+	for _, app := range append(slices.Clone(apps), otherApp) {
+		byOutcome := make(map[string]prometheus.Counter, len(outcomes))
+		for _, outcome := range outcomes {
+			byOutcome[outcome] = vec.WithLabelValues(outcome, app)
+		}
+		c.byApp[app] = byOutcome
+	}
+	return c
+}
+
+// count adds one to the series of outcome and appID.
+func (c outcomeCounters) count(outcome, appID string) {
+	label := appID
+	byOutcome, ok := c.byApp[appID]
+	if !ok || appID == "" {
+		label, byOutcome = otherApp, c.byApp[otherApp]
+	}
+	if counter, ok := byOutcome[outcome]; ok {
+		counter.Inc()
+		return
+	}
+	c.vec.WithLabelValues(outcome, label).Inc() // an outcome not listed at creation
 }
 
 // outboxCollector reports the outbox gauges of a config's handlers at

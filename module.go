@@ -23,7 +23,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -97,15 +96,11 @@ type Handler struct {
 	Outbox *Outbox `json:"outbox,omitempty"`
 
 	antomRings map[string]*antom.KeyRing // by client ID
-	// counters are the notifications_total children, by app_id label
-	// (each configured app and client, and "other") and outcome, looked
-	// up once at provision rather than per request.
-	counters  map[string]map[string]prometheus.Counter
-	forwarder *forwarder
-	outbox    *pooledWorker // nil without an outbox
-	outboxKey string
-	metrics   *metrics
-	logger    *zap.Logger
+	forwarder  *forwarder
+	outbox     *pooledWorker // nil without an outbox
+	outboxKey  string
+	metrics    *metrics
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -151,11 +146,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	apps := h.appLabels()
-	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), apps); err != nil {
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.appLabels()); err != nil {
 		return err
 	}
-	h.counters = h.metrics.countersFor(apps)
 	trustedCAs, err := h.loadTrustedCAs()
 	if err != nil {
 		return err
@@ -411,7 +404,7 @@ func refused(about subject, ref *refusal) result {
 // before the answer is written, so that deferred header operations see them.
 // duration is the time the handler took.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res result, duration time.Duration) {
-	h.count(res.outcome, res.about.appID)
+	h.metrics.notifications.count(res.outcome, res.about.appID)
 	exposeResult(r, res)
 	if ce := h.logger.Check(res.level, res.message); ce != nil {
 		fields := logFieldBuffers.Get().(*[]zap.Field)
@@ -455,31 +448,10 @@ func (res result) appendLogFields(fields []zap.Field, remoteIP string, duration 
 	return append(fields, zap.Duration("duration", duration))
 }
 
-// count adds the result to notifications_total, through the counters
-// looked up when the handler was provisioned: the app_id label is the
-// notification's app or client when configured, else "other", so that a
-// forger cannot create series.
-func (h *Handler) count(outcome, appID string) {
-	label := appID
-	byOutcome, ok := h.counters[appID]
-	if !ok || appID == "" {
-		label, byOutcome = otherApp, h.counters[otherApp]
-	}
-	if c, ok := byOutcome[outcome]; ok {
-		c.Inc()
-		return
-	}
-	// Unreachable: every outcome is in allOutcomes.
-	h.metrics.notifications.WithLabelValues(outcome, label).Inc()
-}
-
 // appLabels are the app_id label values of the handler's configured apps
 // and Antom clients.
 func (h *Handler) appLabels() []string {
-	apps := slices.Clone(h.AppIDs)
-	for _, app := range h.Apps {
-		apps = append(apps, app.AppID)
-	}
+	apps := h.Verifier.appLabels()
 	for _, client := range h.Antom {
 		apps = append(apps, client.ClientID)
 	}

@@ -622,3 +622,12 @@ func (v *Verifier) confirmWithGateway(ctx context.Context, n *alipay.Notificatio
 	}
 	return nil
 }
+
+// appLabels are the app_id label values of the configured apps.
+func (v *Verifier) appLabels() []string {
+	apps := slices.Clone(v.AppIDs)
+	for _, app := range v.Apps {
+		apps = append(apps, app.AppID)
+	}
+	return apps
+}

@@ -295,6 +295,25 @@ func TestAlipayVerifyThroughCaddy(t *testing.T) {
 			t.Fatal("forged POST reached the upstream")
 		}
 	})
+
+	t.Run("metrics count what the gate did", func(t *testing.T) {
+		m := scrapeMetrics(t)
+		const name = "caddy_alipay_verify_requests_total"
+		for outcome, want := range map[string]float64{"verified": 2, "bad_signature": 2, "bad_request": 1, "stale": 0, "too_large": 0} {
+			if got := sumOverApps(m, name, outcome); got != want {
+				t.Errorf("%s{outcome=%q} = %v, want %v", name, outcome, got, want)
+			}
+		}
+		if got := m[name+`{app_id="`+testkit.AppID+`",outcome="verified"}`]; got != 2 {
+			t.Errorf("verified for app %s: %v, want 2", testkit.AppID, got)
+		}
+		if _, ok := m[name+`{app_id="other",outcome="app_refused"}`]; !ok {
+			t.Error("the series are not created at zero for app_id other")
+		}
+		if got := notificationsTotal(m, "forwarded"); got != 0 {
+			t.Errorf("the gate counted in alipay_notify's metric: %v", got)
+		}
+	})
 }
 
 func TestSeveralAppsThroughCaddy(t *testing.T) {

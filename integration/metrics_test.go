@@ -14,7 +14,7 @@ import (
 )
 
 // scrapeMetrics reads the admin endpoint of the caddytest server and returns
-// the alipay_notify samples, keyed by "name{labels}".
+// the alipay_notify and alipay_verify samples, keyed by "name{labels}".
 func scrapeMetrics(t *testing.T) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://localhost:2999/metrics")
@@ -26,7 +26,7 @@ func scrapeMetrics(t *testing.T) map[string]float64 {
 	scanner := bufio.NewScanner(resp.Body)
 	for scanner.Scan() {
 		line := scanner.Text()
-		if !strings.HasPrefix(line, "caddy_alipay_notify_") {
+		if !strings.HasPrefix(line, "caddy_alipay_notify_") && !strings.HasPrefix(line, "caddy_alipay_verify_") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
@@ -41,9 +41,15 @@ func scrapeMetrics(t *testing.T) map[string]float64 {
 
 // notificationsTotal sums notifications_total of an outcome over its apps.
 func notificationsTotal(samples map[string]float64, outcome string) float64 {
+	return sumOverApps(samples, "caddy_alipay_notify_notifications_total", outcome)
+}
+
+// sumOverApps sums the series of an {app_id, outcome} counter of one
+// outcome.
+func sumOverApps(samples map[string]float64, name, outcome string) float64 {
 	var sum float64
 	for series, v := range samples {
-		if strings.HasPrefix(series, `caddy_alipay_notify_notifications_total{app_id="`) && strings.HasSuffix(series, `",outcome="`+outcome+`"}`) {
+		if strings.HasPrefix(series, name+`{app_id="`) && strings.HasSuffix(series, `",outcome="`+outcome+`"}`) {
 			sum += v
 		}
 	}

@@ -31,6 +31,7 @@ var (
 		"app_refused", "seller_refused", "stale",
 		"notify_verify_refused", "notify_verify_error",
 		"upstream_error", "upstream_timeout",
+		"verified", // alipay_verify's
 	}
 	knownStates  = []string{"pending", "dead", "delivered"}
 	knownResults = []string{"accepted", "refused", "error", "timeout"}
@@ -86,7 +87,7 @@ func TestAlertRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, alert := range []string{
-		"AlipayNotifyForgeryBurst", "AlipayNotifyUpstreamFailing", "AlipayNotifyStaleRefusals",
+		"AlipayNotifyForgeryBurst", "AlipayVerifyForgeryBurst", "AlipayNotifyUpstreamFailing", "AlipayNotifyStaleRefusals",
 		"AlipayNotifyOutboxOldestPending", "AlipayNotifyOutboxDead",
 	} {
 		if !strings.Contains(string(rules), "alert: "+alert+"\n") {
