@@ -254,22 +254,10 @@ when some of them are not in the outbox.`,
 				args = uniq(args)
 				req = map[string][]string{"ids": args}
 			}
-			c, err := admin.client()
+			n, err := admin.postForCount(cmd.Context(), outboxReplayPath, req, "replayed")
 			if err != nil {
 				return err
 			}
-			body, _ := json.Marshal(req)
-			data, err := c.call(cmd.Context(), http.MethodPost, outboxReplayPath, body)
-			if err != nil {
-				return err
-			}
-			var answer struct {
-				Replayed *int `json:"replayed"`
-			}
-			if err := json.Unmarshal(data, &answer); err != nil || answer.Replayed == nil {
-				return fmt.Errorf("the admin API at %s answered something unexpected: %s", c.addr, shorten(string(data)))
-			}
-			n := *answer.Replayed
 			out := cmd.OutOrStdout()
 			if dead {
 				fmt.Fprintf(out, "replayed %d dead %s\n", n, plural(n, "entry", "entries"))
@@ -343,22 +331,10 @@ The exit status is non-zero when --from has no entries.`,
 			if from == "" || to == "" {
 				return errors.New("give --from, the forward URL the entries are under (outbox list shows it), and --to, a handler's forward URL")
 			}
-			c, err := admin.client()
+			n, err := admin.postForCount(cmd.Context(), outboxMovePath, map[string]string{"from": from, "to": to}, "moved")
 			if err != nil {
 				return err
 			}
-			body, _ := json.Marshal(map[string]string{"from": from, "to": to})
-			data, err := c.call(cmd.Context(), http.MethodPost, outboxMovePath, body)
-			if err != nil {
-				return err
-			}
-			var answer struct {
-				Moved *int `json:"moved"`
-			}
-			if err := json.Unmarshal(data, &answer); err != nil || answer.Moved == nil {
-				return fmt.Errorf("the admin API at %s answered something unexpected: %s", c.addr, shorten(string(data)))
-			}
-			n := *answer.Moved
 			fmt.Fprintf(cmd.OutOrStdout(), "moved %d %s to %s\n", n, plural(n, "entry", "entries"), to)
 			if n == 0 {
 				return fmt.Errorf("the outbox has no entries of %s (outbox list shows each entry's forward)", from)
@@ -369,6 +345,25 @@ The exit status is non-zero when --from has no entries.`,
 	cmd.Flags().StringVar(&from, "from", "", "the forward URL the entries are under")
 	cmd.Flags().StringVar(&to, "to", "", "the forward URL of the handler to hand them to")
 	return cmd
+}
+
+// postForCount POSTs req as JSON to the admin API at path and returns the
+// number in the answer's field (the API answers {"<field>": N}).
+func (o *adminOptions) postForCount(ctx context.Context, path string, req any, field string) (int, error) {
+	c, err := o.client()
+	if err != nil {
+		return 0, err
+	}
+	body, _ := json.Marshal(req)
+	data, err := c.call(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return 0, err
+	}
+	var answer map[string]*int
+	if err := json.Unmarshal(data, &answer); err != nil || answer[field] == nil {
+		return 0, fmt.Errorf("the admin API at %s answered something unexpected: %s", c.addr, shorten(string(data)))
+	}
+	return *answer[field], nil
 }
 
 func uniq(ids []string) []string {
