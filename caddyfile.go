@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		forward_status    <trade_status>...
 //		max_age           <duration>|off
 //		max_body          <size>
+//		default_charset   utf-8|gbk
 //		antom <client_id> {
 //			antom_public_key <base64 | PEM | path>
 //		}
@@ -125,7 +126,7 @@ func parseBlock(d *caddyfile.Dispenser, known []string, subdirective func(name s
 // The subdirectives of each directive, for "did you mean".
 var (
 	verifierSubdirectives = []string{"app_id", "alipay_public_key", "alipay_cert", "alipay_root_cert", "app",
-		"partner", "md5_key", "notify_verify", "seller_id", "max_age", "max_body"}
+		"partner", "md5_key", "notify_verify", "seller_id", "max_age", "max_body", "default_charset"}
 	notifySubdirectives = append(slices.Clone(verifierSubdirectives),
 		"forward", "webhook_secret", "timeout", "header_up", "forward_status", "trusted_ca", "antom", "outbox")
 )
@@ -208,6 +209,10 @@ func (v *Verifier) unmarshalSubdirective(d *caddyfile.Dispenser, name string) (h
 		v.MaxAge, err = parseMaxAge(d)
 	case "max_body":
 		v.MaxBody, err = parseSize(d)
+	case "default_charset":
+		if v.DefaultCharset, err = singleArg(d); err == nil && !alipay.ValidCharset(v.DefaultCharset) {
+			err = d.Errf("default_charset: %q is not a charset Alipay sends: give utf-8 or gbk", v.DefaultCharset)
+		}
 	default:
 		return false, nil
 	}

@@ -52,6 +52,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				forward_status TRADE_FINISHED
 				max_age 25h
 				max_body 16KiB
+				default_charset gbk
 			}`,
 			want: Handler{
 				Verifier: Verifier{
@@ -61,9 +62,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 						AlipayCerts:      []string{"/etc/alipay/alipayCertPublicKey_RSA2.crt"},
 						AlipayRootCert:   "{env.ROOT}",
 					},
-					SellerIDs: []string{"2088000000000001"},
-					MaxAge:    caddy.Duration(25 * time.Hour),
-					MaxBody:   16 * 1024,
+					SellerIDs:      []string{"2088000000000001"},
+					MaxAge:         caddy.Duration(25 * time.Hour),
+					MaxBody:        16 * 1024,
+					DefaultCharset: "gbk",
 				},
 				Forward:        "https://backend.internal/hooks/alipay",
 				WebhookSecrets: []string{"{env.SECRET}", testkit.Secret},
@@ -127,7 +129,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "outbox keep negative", input: "alipay_notify {\n" + minimal + "outbox {\nkeep -1h\n}\n}", wantErr: `keep must be positive, got -1h`},
 		{name: "outbox give_up not a duration", input: "alipay_notify {\n" + minimal + "outbox {\ngive_up forever\n}\n}", wantErr: `"forever" is not a duration`},
 		{name: "outbox keep two values", input: "alipay_notify {\n" + minimal + "outbox {\nkeep 1d 2d\n}\n}", wantErr: "keep takes exactly one value, got 2"},
-		{name: "unknown subdirective", input: "alipay_notify {\n" + minimal + "upstream x\n}", wantErr: `unknown subdirective "upstream" (alipay_notify takes: app_id, alipay_public_key, alipay_cert, alipay_root_cert, app, partner, md5_key, notify_verify, seller_id, max_age, max_body, forward, webhook_secret, timeout, header_up, forward_status, trusted_ca, antom, outbox), at Testfile:6`},
+		{name: "unknown subdirective", input: "alipay_notify {\n" + minimal + "upstream x\n}", wantErr: `unknown subdirective "upstream" (alipay_notify takes: app_id, alipay_public_key, alipay_cert, alipay_root_cert, app, partner, md5_key, notify_verify, seller_id, max_age, max_body, default_charset, forward, webhook_secret, timeout, header_up, forward_status, trusted_ca, antom, outbox), at Testfile:6`},
 		{name: "multi-line PEM pasted inline", input: "alipay_notify {\n" + strings.Replace(minimal, "alipay_public_key "+line, "alipay_public_key -----BEGIN PUBLIC KEY-----", 1) + "}", wantErr: "alipay_public_key: a PEM block spans several lines; give the path of a file that holds it, or wrap it in backticks"},
 		{name: "a typo gets a did you mean", input: "alipay_notify {\n" + minimal + "webhook_secrets " + testkit.Secret + "\n}", wantErr: `unknown subdirective "webhook_secrets"; did you mean "webhook_secret"?, at Testfile:6`},
 		{
@@ -178,6 +180,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "zero timeout", input: "alipay_notify {\n" + minimal + "timeout 0s\n}", wantErr: "timeout must be positive"},
 		{name: "bad max_age", input: "alipay_notify {\n" + minimal + "max_age never\n}", wantErr: `"never" is not a duration`},
 		{name: "bad max_body", input: "alipay_notify {\n" + minimal + "max_body lots\n}", wantErr: `"lots" is not a size`},
+		{name: "bad default_charset", input: "alipay_notify {\n" + minimal + "default_charset latin1\n}", wantErr: `default_charset: "latin1" is not a charset Alipay sends: give utf-8 or gbk, at Testfile:6`},
 		{name: "header_up one arg", input: "alipay_notify {\n" + minimal + "header_up X-A\n}", wantErr: "header_up takes a field name and a value"},
 		{name: "two forwards on a line", input: "alipay_notify {\n" + minimal + "alipay_cert a b\n}", wantErr: "alipay_cert takes exactly one value, got 2"},
 	}

@@ -136,6 +136,14 @@ type Verifier struct {
 	// answered 413. Default 65536 (64 KiB; real notifications are 1 to 3 KiB).
 	MaxBody int64 `json:"max_body,omitempty"`
 
+	// DefaultCharset is the charset of notifications that name none: utf-8
+	// (the default) or gbk. Open-platform notifications always name one;
+	// legacy mapi notifications never do, and come in the _input_charset of
+	// the payment request, GBK when it named none: set gbk for those. It
+	// decides only how the bytes become text (the signature covers the
+	// bytes); a value not valid in it is a 400.
+	DefaultCharset string `json:"default_charset,omitempty"`
+
 	// notificationsOnly refuses what is not an asynchronous notification
 	// (alipay_notify); the gate also takes return_url redirects.
 	notificationsOnly bool
@@ -143,6 +151,7 @@ type Verifier struct {
 	// domestic keys are optional.
 	otherKeys bool
 
+	parser         alipay.Parser
 	rings          map[string]*alipay.KeyRing // by app_id
 	md5            alipay.MD5Key              // nil: no legacy mode
 	gateway        *http.Client
@@ -193,6 +202,7 @@ func (v *Verifier) provision(logger *zap.Logger) error {
 	if v.maxBody <= 0 {
 		v.maxBody = defaultMaxBody
 	}
+	v.parser = alipay.Parser{DefaultCharset: v.DefaultCharset}
 	return nil
 }
 
@@ -221,6 +231,9 @@ func (v *Verifier) checkConfig() error {
 	}
 	if err := checkIDs(v.AppIDs, v.SellerIDs, v.Partner); err != nil {
 		return err
+	}
+	if v.DefaultCharset != "" && !alipay.ValidCharset(v.DefaultCharset) {
+		return fmt.Errorf("default_charset: %q is not a charset Alipay sends: give utf-8 or gbk", v.DefaultCharset)
 	}
 	seen := make(map[string]bool)
 	for _, id := range v.AppIDs {
@@ -467,7 +480,7 @@ type verified struct {
 // as a bad signature whatever fields it claims. On a refusal, v.n is the
 // notification when it could be parsed (for the log line).
 func (v *Verifier) check(ctx context.Context, form []byte) (verified, *refusal) {
-	n, err := alipay.ParseNotification(form)
+	n, err := v.parser.Parse(form)
 	if err != nil {
 		return verified{}, refuse(http.StatusBadRequest, outcomeBadRequest, "malformed notification: %v", err)
 	}

@@ -91,7 +91,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var n Notification
-			if err := n.parse(body); err != nil {
+			if err := n.parse(body, ""); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := ring.Verify(&n); err != nil {
@@ -104,7 +104,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var n Notification
-			if err := n.parse(forged); err != nil {
+			if err := n.parse(forged, ""); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := ring.Verify(&n); !errors.Is(err, ErrSignatureMismatch) {

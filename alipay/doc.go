@@ -21,5 +21,8 @@
 // that app_id and seller_id are its own, the age (SentAt), and, upstream,
 // that out_trade_no and total_amount match an order of its own.
 //
+// Legacy mapi notifications name no charset and are often GBK: read them
+// with a Parser whose DefaultCharset is "gbk" instead of ParseNotification.
+//
 // Sign plays Alipay with a test key, for tests and tools.
 package alipay

@@ -37,27 +37,52 @@ type Notification struct {
 // sees it), which Alipay's signature does not cover, are dropped, so that
 // they do not exist for anything read from the notification.
 func ParseNotification(body []byte) (*Notification, error) {
+	return Parser{}.Parse(body)
+}
+
+// Parser reads notifications as ParseNotification does, with settings
+// that a merchant's integration may need.
+type Parser struct {
+	// DefaultCharset is the charset of a notification that carries no
+	// charset parameter: "" is UTF-8 (open-platform notifications always
+	// carry one). Legacy mapi notifications carry none and come in the
+	// _input_charset of the payment request, which is GBK when the request
+	// named none: "gbk" reads them. Any value ValidCharset accepts.
+	DefaultCharset string
+}
+
+// Parse is ParseNotification with p's settings.
+func (p Parser) Parse(body []byte) (*Notification, error) {
+	if p.DefaultCharset != "" && !ValidCharset(p.DefaultCharset) {
+		return nil, fmt.Errorf("alipay: default charset %q: want utf-8 or gbk", p.DefaultCharset)
+	}
 	n := new(Notification)
-	if err := n.parse(body); err != nil {
+	if err := n.parse(body, p.DefaultCharset); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
-// parse fills n from body: ParseNotification without the allocation of n,
-// for callers that keep the notification on their stack.
-func (n *Notification) parse(body []byte) error {
+// parse fills n from body: Parse without the allocation of n, for callers
+// that keep the notification on their stack.
+func (n *Notification) parse(body []byte, defaultCharset string) error {
 	raw, facts, err := decodeForm(body)
 	if err != nil {
 		return err
 	}
-	text, err := decodeCharset(raw, facts.validUTF8)
+	text, err := decodeCharset(raw, facts.validUTF8, defaultCharset)
 	if err != nil {
 		return err
 	}
 	n.raw, n.text = dropBlanks(raw, text)
 	n.noAmpersand = !facts.ampersand
 	return nil
+}
+
+// ValidCharset reports whether a notification's charset parameter may name
+// cs: utf-8 (or utf8), or gbk and its kin (IsGBK), in any case.
+func ValidCharset(cs string) bool {
+	return strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8") || IsGBK(cs)
 }
 
 // Get returns a parameter as UTF-8 text: "" when the notification does not
@@ -99,7 +124,8 @@ func (n *Notification) Sign() string { return n.raw.get("sign") }
 // SignType returns the sign_type parameter ("" when absent).
 func (n *Notification) SignType() string { return n.raw.get("sign_type") }
 
-// Charset returns the charset parameter in lower case; "" means UTF-8.
+// Charset returns the charset parameter in lower case; "" when there is
+// none (then the Parser's DefaultCharset, UTF-8 unless set, applied).
 func (n *Notification) Charset() string { return strings.ToLower(n.raw.get("charset")) }
 
 // dropBlanks removes the parameters whose value is blank, from raw and text
@@ -144,19 +170,24 @@ func IsGBK(charset string) bool {
 }
 
 // decodeCharset converts the parameters to UTF-8 according to the body's
-// charset parameter. A value that is not valid in its charset makes the
-// notification malformed: it can be neither shown nor forwarded faithfully.
-// validUTF8 says whether every key and value is valid UTF-8 (decodeForm
-// knows).
-func decodeCharset(raw form, validUTF8 bool) (form, error) {
-	switch cs := strings.ToLower(raw.get("charset")); {
+// charset parameter, or defaultCharset ("": UTF-8) when it has none. A
+// value that is not valid in its charset makes the notification malformed:
+// it can be neither shown nor forwarded faithfully. validUTF8 says whether
+// every key and value is valid UTF-8 (decodeForm knows).
+func decodeCharset(raw form, validUTF8 bool, defaultCharset string) (form, error) {
+	cs := strings.ToLower(raw.get("charset"))
+	declared := cs != ""
+	if !declared {
+		cs = strings.ToLower(defaultCharset)
+	}
+	switch {
 	case cs == "" || cs == "utf-8" || cs == "utf8":
 		if validUTF8 {
 			return raw, nil
 		}
 		for _, p := range raw {
 			if !utf8.ValidString(p.Key) || !utf8.ValidString(p.Value) {
-				return nil, refuse(ErrCharset, fmt.Sprintf("parameter %q is not valid UTF-8 (charset %q)", Truncate(p.Key), cs))
+				return nil, refuse(ErrCharset, notUTF8(p.Key, cs, declared))
 			}
 		}
 		return raw, nil
@@ -165,6 +196,14 @@ func decodeCharset(raw form, validUTF8 bool) (form, error) {
 	default:
 		return nil, refuse(ErrCharset, fmt.Sprintf("unsupported charset %q (Alipay sends utf-8 or gbk)", Truncate(cs)))
 	}
+}
+
+// notUTF8 is the reason for a parameter that is not valid UTF-8.
+func notUTF8(key, cs string, declared bool) string {
+	if declared {
+		return fmt.Sprintf("parameter %q is not valid UTF-8 (charset %q)", Truncate(key), cs)
+	}
+	return fmt.Sprintf("parameter %q is not valid UTF-8, and the notification names no charset (legacy mapi notifications, which name none, are GBK unless the payment request's _input_charset said utf-8: the default charset must then be gbk)", Truncate(key))
 }
 
 // decodeGBK converts every key and value from GBK to UTF-8.

@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // Legacy mapi notifications, app-gateway messages, alipay_verify, several
@@ -78,12 +79,19 @@ func TestLegacyMD5ThroughCaddy(t *testing.T) {
 		`+legacy("/slow", "notify_verify "+slowGateway.URL+"\ntimeout 300ms")+`
 		`+legacy("/down", "notify_verify http://127.0.0.1:1/gateway.do")+`
 		`+legacy("/sellers", "seller_id 2088000000000001 "+testkit.Partner)+`
+		`+legacy("/legacy-gbk", "default_charset gbk")+`
 		`+notifyBlock(t, "/rsa-only", upstream.URL, "")+`
 	}`)
 	now := time.Now()
 	gateway.confirm("confirmed-1")
 	uppercase := testkit.MD5Signed(testkit.LegacyParams("upper-1", "TRADE_SUCCESS", now), testkit.MD5Key)
 	uppercase[len(uppercase)-1].V = strings.ToUpper(uppercase[len(uppercase)-1].V)
+	// A merchant whose payment requests named no _input_charset: GBK bytes,
+	// no charset parameter, the MD5 over the GBK bytes.
+	gbkSubject, _ := simplifiedchinese.GBK.NewEncoder().String("白色杯子")
+	gbkLegacy := func(id string) []testkit.KV {
+		return testkit.MD5Signed(testkit.Set(testkit.LegacyParams(id, "TRADE_SUCCESS", now), "subject", gbkSubject), testkit.MD5Key)
+	}
 
 	tests := []struct {
 		name, path string
@@ -95,6 +103,8 @@ func TestLegacyMD5ThroughCaddy(t *testing.T) {
 		{"escrow WAIT_BUYER_CONFIRM_GOODS", "/legacy", testkit.MD5Signed(testkit.LegacyParams("n-2", "WAIT_BUYER_CONFIRM_GOODS", now), testkit.MD5Key), 200, true},
 		{"TRADE_FINISHED", "/legacy", testkit.MD5Signed(testkit.LegacyParams("n-3", "TRADE_FINISHED", now), testkit.MD5Key), 200, true},
 		{"upper-case hex sign", "/legacy", uppercase, 200, true},
+		{"GBK without a charset, default_charset gbk", "/legacy-gbk", gbkLegacy("gbk-1"), 200, true},
+		{"GBK without a charset, read as UTF-8", "/legacy", gbkLegacy("gbk-2"), 400, false},
 		{"tampered total_fee", "/legacy", testkit.Set(testkit.MD5Signed(testkit.LegacyParams("n-4", "TRADE_SUCCESS", now), testkit.MD5Key), "total_fee", "0.01"), 403, false},
 		{"other key", "/legacy", testkit.MD5Signed(testkit.LegacyParams("n-5", "TRADE_SUCCESS", now), "another-key"), 403, false},
 		{"seller is not the partner", "/legacy", testkit.MD5Signed(testkit.Set(testkit.LegacyParams("n-6", "TRADE_SUCCESS", now), "seller_id", "2088000000000009"), testkit.MD5Key), 403, false},

@@ -67,22 +67,48 @@ func Check(ring *alipay.KeyRing, md5 alipay.MD5Key, body []byte) *Verdict {
 	n, err := alipay.ParseNotification(body)
 	if err != nil {
 		v.Err = fmt.Errorf("malformed notification: %w", err)
+		if hint := gbkWithoutCharset(ring, md5, params, body, err); hint != "" {
+			v.Err = fmt.Errorf("%w; %s", v.Err, hint)
+		}
 		v.SignedString = alipay.SignedString(params, alipay.RuleV1)
 		return v
 	}
 	v.Notification = n
-	if n.SignType() == "MD5" && md5 != nil {
-		v.MD5 = true
-		v.Match, v.Err = md5.Verify(n)
-	} else {
-		v.Match, v.Err = ring.Verify(n)
-	}
+	v.MD5, v.Match, v.Err = verifyParsed(ring, md5, n)
 	if v.Err != nil {
 		v.SignedString = n.SignedString(alipay.RuleV1)
 		return v
 	}
 	v.SignedString = n.SignedString(v.Match.Rule)
 	return v
+}
+
+// verifyParsed checks n's signature: a legacy MD5 one with md5 when given,
+// any other with ring.
+func verifyParsed(ring *alipay.KeyRing, md5 alipay.MD5Key, n *alipay.Notification) (isMD5 bool, m alipay.Match, err error) {
+	if n.SignType() == "MD5" && md5 != nil {
+		m, err = md5.Verify(n)
+		return true, m, err
+	}
+	m, err = ring.Verify(n)
+	return false, m, err
+}
+
+// gbkWithoutCharset explains a body that names no charset and is not UTF-8
+// but verifies when read as GBK: a legacy mapi notification in GBK, which
+// the handler reads with default_charset gbk. "" otherwise.
+func gbkWithoutCharset(ring *alipay.KeyRing, md5 alipay.MD5Key, params []alipay.Param, body []byte, err error) string {
+	if !errors.Is(err, alipay.ErrCharset) || Has(params, "charset") {
+		return ""
+	}
+	n, err := alipay.Parser{DefaultCharset: "gbk"}.Parse(body)
+	if err != nil {
+		return ""
+	}
+	if _, m, err := verifyParsed(ring, md5, n); err == nil {
+		return fmt.Sprintf("read as GBK, it verifies with %s: a legacy notification in GBK, which the plugin reads with default_charset gbk", m.Key)
+	}
+	return ""
 }
 
 // Get returns the value of key in params (sorted by key, as

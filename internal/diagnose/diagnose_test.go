@@ -59,6 +59,8 @@ func TestCheck(t *testing.T) {
 	v2 := tk.Signed(t, key, trade, true)
 	legacy := tk.MD5Signed(tk.LegacyParams("md5-1", "TRADE_SUCCESS", now), tk.MD5Key)
 	gbkParams := tk.Signed(t, key, tk.Set(tk.Set(trade, "charset", "gbk"), "subject", gbk(t, "测试商品")), false)
+	// A legacy notification in GBK, which names no charset.
+	gbkLegacy := tk.MD5Signed(tk.Set(tk.LegacyParams("md5-2", "TRADE_SUCCESS", now), "subject", gbk(t, "白色杯子")), tk.MD5Key)
 	for _, tc := range []struct {
 		name      string
 		body      string
@@ -81,6 +83,8 @@ func TestCheck(t *testing.T) {
 		{name: "MD5, wrong key", body: tk.EncodeForm(legacy), md5: alipay.MD5Key("another"), md5Used: true, err: alipay.ErrSignatureMismatch, reason: "MD5 signature does not verify with md5_key", params: len(legacy)},
 		{name: "MD5 without an MD5 key", body: tk.EncodeForm(legacy), ring: ring(t, "alipay"), malformed: true, err: alipay.ErrSignType, reason: `unsupported sign_type "MD5"`, params: len(legacy)},
 		{name: "RSA2 with an MD5 key given", body: tk.EncodeForm(v1), md5: alipay.MD5Key("x"), err: alipay.ErrSignatureMismatch, reason: "signature does not verify with any configured key", params: len(v1)},
+		{name: "MD5 in GBK without a charset", body: tk.EncodeForm(gbkLegacy), md5: alipay.MD5Key(tk.MD5Key), malformed: true, err: alipay.ErrCharset,
+			reason: "names no charset (legacy mapi notifications, which name none, are GBK unless the payment request's _input_charset said utf-8: the default charset must then be gbk); read as GBK, it verifies with md5_key: a legacy notification in GBK, which the plugin reads with default_charset gbk", params: len(gbkLegacy)},
 		{name: "wrong key", body: tk.EncodeForm(v1), ring: ring(t, "app"), err: alipay.ErrSignatureMismatch, reason: "signature does not verify with any configured key", signed: tk.AlipayString(v1, false), params: len(v1)},
 		{name: "no sign", body: "app_id=1&charset=utf-8", ring: ring(t, "alipay"), malformed: true, err: alipay.ErrNoSign, reason: "no sign parameter", params: 2},
 		{name: "unparseable", body: "a=%zz", ring: ring(t, "alipay"), malformed: true, err: alipay.ErrEncoding, reason: `malformed notification: parameter "a": malformed percent-escape "%zz"`, params: -1},
