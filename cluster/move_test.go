@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/outbox"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/testkit"
 )
 
 // TestOutboxMoveOnRedis: on the storage a cluster shares, the entries of a
@@ -52,7 +53,7 @@ func TestOutboxMoveOnRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	waitFor(t, 10*time.Second, "the census of the old URL on Redis", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the census of the old URL on Redis", func() bool {
 		u := outbox.Unserved()
 		return len(u) == 1 && u[0].Forward == old && u[0].Pending == 1
 	})
@@ -61,25 +62,13 @@ func TestOutboxMoveOnRedis(t *testing.T) {
 	if n, err := b.Move(ctx, old, current, time.Now()); n != 1 || err != nil {
 		t.Fatalf("moved %d: %v", n, err)
 	}
-	waitFor(t, 10*time.Second, "delivery of the moved entry", func() bool { return delivered.Load() == 1 })
-	waitFor(t, 10*time.Second, "delivered as seen by the other instance", func() bool {
+	testkit.Eventually(t, 10*time.Second, "delivery of the moved entry", func() bool { return delivered.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "delivered as seen by the other instance", func() bool {
 		st, _ := b.Lookup(ctx, current, "n1")
 		return st == outbox.Delivered
 	})
 	if left, err := b.List(ctx, outbox.Filter{Forward: old}); len(left) != 0 || err != nil {
 		t.Errorf("left under the old URL: %v %v", left, err)
 	}
-	waitFor(t, 10*time.Second, "an empty census", func() bool { return len(outbox.Unserved()) == 0 })
-}
-
-// waitFor polls cond until it holds, or fails the test after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "an empty census", func() bool { return len(outbox.Unserved()) == 0 })
 }

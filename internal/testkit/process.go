@@ -180,3 +180,16 @@ func RunCaddy(t testing.TB, caddyfile, listen string) *Process {
 	WaitListening(t, listen, 20*time.Second)
 	return p
 }
+
+// Eventually polls cond every 10 ms until it holds, and fails the test when
+// it still does not after within (a liveness bound, not a timing claim).
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
