@@ -28,7 +28,7 @@ func init() {
 //	DELETE /alipay_notify/outbox/<id>    drops one entry → 204
 //	POST   /alipay_notify/outbox/move    {"from": "<forward>", "to": "<forward>"}  → {"moved": N}
 //
-// "caddy alipay-notify outbox list|replay|drop" talks to it.
+// "caddy alipay-notify outbox list|replay|drop|move" talks to it.
 type AdminAPI struct {
 	store *outbox.Store
 }
