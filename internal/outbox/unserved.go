@@ -32,8 +32,9 @@ var unserved = struct {
 }{warned: make(map[string]time.Time)}
 
 // censusDue makes the next scan of any Worker of this process take the
-// census: the set of served namespaces has changed. Called with local held
-// (local is always taken before unserved).
+// census: the set of served namespaces changed (register, unregister, which
+// hold local: local is always taken before unserved), or entries moved or
+// went (Move, Delete).
 func censusDue() {
 	unserved.Lock()
 	unserved.at = time.Time{}
