@@ -72,7 +72,7 @@ func (a *AdminAPI) list(w http.ResponseWriter, r *http.Request) error {
 	// storage), and the forward URL without a password.
 	for i := range entries {
 		entries[i].Body = nil
-		entries[i].Forward = redactPassword(entries[i].Forward)
+		entries[i].Forward = outbox.RedactURL(entries[i].Forward)
 	}
 	return writeJSON(w, http.StatusOK, entries)
 }
@@ -145,9 +145,9 @@ func (a *AdminAPI) move(w http.ResponseWriter, r *http.Request) error {
 	to, ok := outbox.ServedForward(req.To)
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
-			Err: fmt.Errorf("no alipay_notify handler with an outbox forwards to %q on this instance: give the forward URL of one", redactPassword(req.To))}
+			Err: fmt.Errorf("no alipay_notify handler with an outbox forwards to %q on this instance: give the forward URL of one", outbox.RedactURL(req.To))}
 	}
-	if req.From == to || req.From == redactPassword(to) {
+	if outbox.NamesForward(req.From, to) {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("from and to name the same forward URL: its handler delivers those entries already")}
 	}
 	n, err := a.store.Move(r.Context(), req.From, to, time.Now())
@@ -173,15 +173,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
-}
-
-// redactPassword hides the password of a URL's user info, for display.
-func redactPassword(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }
 
 // Interface guards.

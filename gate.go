@@ -78,13 +78,14 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	if ref == nil {
 		v, ref = g.check(r.Context(), signed)
 	}
+	about := subjectOf(v.n)
 	if ref != nil {
-		g.requests.count(ref.outcome, subjectOf(v.n).appID)
-		g.logger.Warn("request refused", subjectOf(v.n).logFields(
+		g.requests.count(ref.outcome, about.appID)
+		g.logger.Warn("request refused", about.logFields(
 			zap.String("outcome", ref.outcome), zap.String("reason", ref.reason), zap.Int("status", ref.status),
 			zap.String("method", r.Method), zap.String("uri", alipay.Truncate(r.RequestURI)), zap.String("remote_ip", clientIP(r)))...)
 		if ref.signed != nil {
-			logSignedString(g.logger, subjectOf(v.n), ref.signed)
+			logSignedString(g.logger, about, ref.signed)
 		}
 		if ref.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, HEAD, POST")
@@ -94,9 +95,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return nil
 	}
 	passOn(r, v.n)
-	g.requests.count(outcomeVerified, subjectOf(v.n).appID)
+	g.requests.count(outcomeVerified, about.appID)
 	if ce := g.logger.Check(zapcore.InfoLevel, "request verified"); ce != nil {
-		ce.Write(subjectOf(v.n).logFields(zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
+		ce.Write(about.logFields(zap.String("outcome", outcomeVerified), zap.String("rule", string(v.match.Rule)),
 			zap.String("key", v.match.Key), zap.String("method", r.Method), zap.String("remote_ip", clientIP(r)), zap.Duration("duration", time.Since(start)))...)
 	}
 	return next.ServeHTTP(w, r)

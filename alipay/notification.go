@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
@@ -225,7 +226,7 @@ func decodeGBK(raw form) (form, error) {
 
 // GBKToUTF8 converts GBK (or GB18030) bytes to UTF-8, refusing invalid ones.
 func GBKToUTF8(s string) (string, error) {
-	if isASCII(s) {
+	if ascii.Only(s) {
 		return s, nil
 	}
 	out, err := simplifiedchinese.GB18030.NewDecoder().String(s)
@@ -235,15 +236,6 @@ func GBKToUTF8(s string) (string, error) {
 		return "", errors.New("not valid GBK")
 	}
 	return out, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // IsBlank reports whether s is empty or only whitespace as Java's

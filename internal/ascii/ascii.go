@@ -1,7 +1,18 @@
 // Package ascii holds the byte classes that the Alipay and Antom protocol
-// packages both read: hexadecimal digits of percent-escapes and the
-// standard base64 alphabet.
+// packages (and the tools over them) read: hexadecimal digits of
+// percent-escapes, the standard base64 alphabet, and plain ASCII text.
 package ascii
+
+// Only reports whether every byte of s is ASCII: text that reads the same
+// in UTF-8 and GBK, so that no charset conversion applies to it.
+func Only(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
 
 // IsHex reports whether c is a hexadecimal digit, either case.
 func IsHex(c byte) bool {

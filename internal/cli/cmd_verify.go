@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/capture"
 	"github.com/caddy-alipay/caddy-alipay-notify/internal/diagnose"
 	"github.com/spf13/cobra"
@@ -295,7 +296,7 @@ func ruleName(rule alipay.Rule) string {
 }
 
 func printSigned(out io.Writer, label string, content []byte, gbk bool) {
-	if gbk && !isASCII(string(content)) {
+	if gbk && !ascii.Only(string(content)) {
 		label += ", GBK bytes shown as UTF-8"
 	}
 	fmt.Fprintf(out, "%s:\n%s\n", label, displayValue(string(content), gbk))
@@ -303,7 +304,7 @@ func printSigned(out io.Writer, label string, content []byte, gbk bool) {
 
 // displayValue shows bytes of the notification's charset as UTF-8.
 func displayValue(s string, gbk bool) string {
-	if gbk && !isASCII(s) {
+	if gbk && !ascii.Only(s) {
 		if out, err := simplifiedchinese.GB18030.NewDecoder().String(s); err == nil {
 			return out
 		}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-alipay/caddy-alipay-notify/alipay"
+	"github.com/caddy-alipay/caddy-alipay-notify/internal/ascii"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
@@ -309,7 +310,7 @@ func convertValues(params []alipay.Param, conv func(string) (string, error)) ([]
 	fixed := slices.Clone(params)
 	changed := false
 	for i, p := range fixed {
-		if isASCII(p.Value) {
+		if ascii.Only(p.Value) {
 			continue
 		}
 		out, err := conv(p.Value)
@@ -321,15 +322,6 @@ func convertValues(params []alipay.Param, conv func(string) (string, error)) ([]
 		}
 	}
 	return fixed, changed
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // alipayParams are the parameters Alipay's notifications carry, new and

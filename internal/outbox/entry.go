@@ -116,47 +116,18 @@ func (e *Entry) validate() error {
 // record is an entry as stored: the Entry's fields, a format version, and
 // the body as a JSON string when it is valid UTF-8 (readable in the file,
 // and exact: encoding/json round-trips valid UTF-8 strings byte for byte),
-// else as base64.
+// else as base64. Its Body fields hide the Entry's own.
 type record struct {
-	V              int       `json:"v"`
-	ID             string    `json:"id"`
-	Forward        string    `json:"forward"`
-	State          State     `json:"state"`
-	Type           string    `json:"type"`
-	Attempts       int       `json:"attempts"`
-	WindowAttempts int       `json:"window_attempts"`
-	FirstFailure   time.Time `json:"first_failure"`
-	WindowStart    time.Time `json:"window_start"`
-	NextAttempt    time.Time `json:"next_attempt,omitzero"`
-	LastAttempt    time.Time `json:"last_attempt,omitzero"`
-	LastError      string    `json:"last_error,omitempty"`
-	DeliveredAt    time.Time `json:"delivered_at,omitzero"`
-	DeadAt         time.Time `json:"dead_at,omitzero"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	Body           *string   `json:"body,omitempty"`
-	BodyBase64     []byte    `json:"body_base64,omitempty"`
+	V int `json:"v"`
+	Entry
+	Body       *string `json:"body,omitempty"`
+	BodyBase64 []byte  `json:"body_base64,omitempty"`
 }
 
 const recordVersion = 1
 
 func encodeEntry(e *Entry) ([]byte, error) {
-	r := record{
-		V:              recordVersion,
-		ID:             e.ID,
-		Forward:        e.Forward,
-		State:          e.State,
-		Type:           e.Type,
-		Attempts:       e.Attempts,
-		WindowAttempts: e.WindowAttempts,
-		FirstFailure:   utc(e.FirstFailure),
-		WindowStart:    utc(e.WindowStart),
-		NextAttempt:    utc(e.NextAttempt),
-		LastAttempt:    utc(e.LastAttempt),
-		LastError:      e.LastError,
-		DeliveredAt:    utc(e.DeliveredAt),
-		DeadAt:         utc(e.DeadAt),
-		UpdatedAt:      utc(e.UpdatedAt),
-	}
+	r := record{V: recordVersion, Entry: e.inUTC()}
 	if utf8.Valid(e.Body) {
 		s := string(e.Body)
 		r.Body = &s
@@ -164,6 +135,14 @@ func encodeEntry(e *Entry) ([]byte, error) {
 		r.BodyBase64 = e.Body
 	}
 	return json.Marshal(&r)
+}
+
+// inUTC is e with its times in UTC, as they are stored.
+func (e Entry) inUTC() Entry {
+	for _, t := range []*time.Time{&e.FirstFailure, &e.NextAttempt, &e.LastAttempt, &e.WindowStart, &e.DeliveredAt, &e.DeadAt, &e.UpdatedAt} {
+		*t = utc(*t)
+	}
+	return e
 }
 
 func decodeEntry(data []byte) (Entry, error) {
@@ -174,23 +153,8 @@ func decodeEntry(data []byte) (Entry, error) {
 	if r.V != recordVersion {
 		return Entry{}, fmt.Errorf("unknown record version %d", r.V)
 	}
-	e := Entry{
-		ID:             r.ID,
-		Forward:        r.Forward,
-		State:          r.State,
-		Type:           r.Type,
-		Attempts:       r.Attempts,
-		WindowAttempts: r.WindowAttempts,
-		FirstFailure:   r.FirstFailure,
-		WindowStart:    r.WindowStart,
-		NextAttempt:    r.NextAttempt,
-		LastAttempt:    r.LastAttempt,
-		LastError:      r.LastError,
-		DeliveredAt:    r.DeliveredAt,
-		DeadAt:         r.DeadAt,
-		UpdatedAt:      r.UpdatedAt,
-		Body:           r.BodyBase64,
-	}
+	e := r.Entry
+	e.Body = r.BodyBase64
 	if r.Body != nil {
 		e.Body = []byte(*r.Body)
 	}

@@ -46,8 +46,11 @@ func (s *Store) Move(ctx context.Context, from, to string, now time.Time) (int, 
 		if err != nil {
 			return n, err
 		}
+		if forward, ok := s.forwardOf(ctx, keys); !ok || !NamesForward(from, forward) {
+			continue // not from's: its entries are not read
+		}
 		for _, l := range s.loadAll(ctx, keys) {
-			if l.err != nil || (l.entry.Forward != from && redactURL(l.entry.Forward) != from) {
+			if l.err != nil {
 				continue
 			}
 			if err := s.moveOne(ctx, l.key, l.entry, to, now); err != nil {
@@ -58,6 +61,18 @@ func (s *Store) Move(ctx context.Context, from, to string, now time.Time) (int, 
 		}
 	}
 	return n, nil
+}
+
+// forwardOf is the forward URL of the namespace whose entry keys are keys,
+// read from its first readable entry (every entry of a namespace names the
+// same one); ok is false when none is readable.
+func (s *Store) forwardOf(ctx context.Context, keys []string) (forward string, ok bool) {
+	for _, key := range keys {
+		if e, err := s.load(ctx, key); err == nil {
+			return e.Forward, true
+		}
+	}
+	return "", false
 }
 
 // moveOne writes e (stored at key) into the namespace of to, unless an entry

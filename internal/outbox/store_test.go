@@ -506,3 +506,31 @@ func TestStorageWithoutDirectoryKeys(t *testing.T) {
 		t.Fatal(n, err)
 	}
 }
+
+// The stored form: the body once, as a string when it is UTF-8 and as
+// base64 otherwise; times in UTC; and a record written by the first
+// version of this code (another field order) still reads.
+func TestStoredRecord(t *testing.T) {
+	at := time.Date(2026, 1, 2, 11, 4, 5, 0, time.FixedZone("CST", 8*3600))
+	e := fast().newEntry(fwdA, "n1", "t", []byte(`{"a":"白"}`), "refused", at)
+	data, err := encodeEntry(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(data), `"body"`) != 1 || !strings.Contains(string(data), `"body":"{\"a\":\"白\"}"`) ||
+		strings.Contains(string(data), "body_base64") || !strings.Contains(string(data), `"first_failure":"2026-01-02T03:04:05Z"`) {
+		t.Errorf("stored as %s", data)
+	}
+	e.Body = []byte{0xff, 0xfe}
+	if data, _ = encodeEntry(&e); strings.Contains(string(data), `"body"`) || !strings.Contains(string(data), `"body_base64":"//4="`) {
+		t.Errorf("binary body stored as %s", data)
+	}
+	old := `{"v":1,"id":"n1","forward":"` + fwdA + `","state":"pending","type":"t","attempts":1,"window_attempts":1,` +
+		`"first_failure":"2026-01-02T03:04:05Z","window_start":"2026-01-02T03:04:05Z","next_attempt":"2026-01-02T03:04:05.1Z",` +
+		`"last_error":"refused","updated_at":"2026-01-02T03:04:05Z","body":"{}"}`
+	got, err := decodeEntry([]byte(old))
+	if err != nil || got.ID != "n1" || got.Forward != fwdA || got.State != Pending || got.Attempts != 1 || string(got.Body) != "{}" ||
+		!got.FirstFailure.Equal(at) || got.LastError != "refused" {
+		t.Errorf("old record read as %+v, %v", got, err)
+	}
+}

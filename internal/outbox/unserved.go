@@ -128,7 +128,7 @@ func (w *Worker) warnUnserved(s Stats, now time.Time) {
 		return
 	}
 	unserved.warned[ns] = now
-	fields := []zap.Field{zap.String("forward", redactURL(s.Forward)), zap.Int("pending", s.Pending), zap.Int("dead", s.Dead),
+	fields := []zap.Field{zap.String("forward", RedactURL(s.Forward)), zap.Int("pending", s.Pending), zap.Int("dead", s.Dead),
 		zap.String("fix", "caddy alipay-notify outbox move --from <this forward> --to <the forward of a handler with an outbox>")}
 	if !s.OldestPending.IsZero() {
 		fields = append(fields, zap.Time("oldest_pending_since", s.OldestPending))

@@ -225,7 +225,7 @@ func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
 	return &Worker{
 		store:             store,
 		forward:           cfg.Forward,
-		forwardLog:        redactURL(cfg.Forward),
+		forwardLog:        RedactURL(cfg.Forward),
 		ns:                Namespace(cfg.Forward),
 		sched:             sched,
 		deliver:           cfg.Deliver,
@@ -250,13 +250,21 @@ func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
 	}, nil
 }
 
-// redactURL hides the password of a URL's user information.
-func redactURL(s string) string {
+// RedactURL hides the password of a URL's user information, for logs and
+// the admin API; a URL without one is returned as it is.
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
+	if err != nil || u.User == nil {
 		return s
 	}
 	return u.Redacted()
+}
+
+// NamesForward reports whether given names the forward URL forward: the URL
+// itself, or the same with its password redacted (as logs and the admin
+// API show it).
+func NamesForward(given, forward string) bool {
+	return given == forward || given == RedactURL(forward)
 }
 
 // Forward is the handler's forward URL.

@@ -442,7 +442,7 @@ func TestWorkerConfig(t *testing.T) {
 	}
 	w2.Stop()
 	w2.Stop()
-	if got := redactURL("http://hook:s3cret@127.0.0.1:8080/x"); strings.Contains(got, "s3cret") {
+	if got := RedactURL("http://hook:s3cret@127.0.0.1:8080/x"); strings.Contains(got, "s3cret") {
 		t.Errorf("forward logged with its password: %s", got)
 	}
 }
